@@ -1,0 +1,67 @@
+// flushkit/core/flush_result.hpp - a provider's answer: a status now, or "I own this request".
+#pragma once
+
+#include <flushkit/core/completion.hpp>
+#include <flushkit/core/request.hpp>
+#include <flushkit/core/status.hpp>
+
+#include <utility>
+
+namespace flushkit {
+
+/// Handle to a request whose completion an asynchronous provider now owns
+/// (the kernel's NVDIMM_FLUSH_ASYNC). The provider will call
+/// `request::complete` exactly once; the handle lets the caller wait for it.
+///
+/// It is an Asio asynchronous operation: `co_await handle;` inside
+/// `boost::asio::awaitable<>` returns the request's status, and
+/// `handle(token)` / `handle.async_wait(token)` accept any completion token.
+/// Completion signature `void(flushkit::status)`; executor, ordering and
+/// allocation as for `flushkit::async_wait`.
+class async_completion {
+public:
+  explicit async_completion(request& req) noexcept : req_(&req) {}
+
+  request& get_request() const noexcept { return *req_; }
+
+  template <boost::asio::completion_token_for<completion_signature> Token>
+  auto async_wait(Token&& token) const {
+    return flushkit::async_wait(*req_, std::forward<Token>(token));
+  }
+
+  template <boost::asio::completion_token_for<completion_signature> Token>
+  auto operator()(Token&& token) const {
+    return flushkit::async_wait(*req_, std::forward<Token>(token));
+  }
+
+private:
+  request* req_;
+};
+
+/// What a flush returned: either a synchronous status, or an
+/// `async_completion` meaning the provider took ownership of completing the
+/// request. There is no third state: an unknown or positive provider value can
+/// never be mistaken for "asynchronous".
+class flush_result {
+public:
+  /// Synchronous result (success by default).
+  static flush_result done(status st = {}) noexcept { return flush_result(st, nullptr); }
+  /// The provider owns completing `req` from now on.
+  static flush_result async(request& req) noexcept { return flush_result({}, &req); }
+
+  bool is_async() const noexcept { return async_ != nullptr; }
+  /// The synchronous status; success for an asynchronous result.
+  const status& sync_status() const noexcept { return status_; }
+  /// The asynchronous handle. Precondition: `is_async()`.
+  async_completion handle() const noexcept {
+    FLUSHKIT_ASSERT(async_ != nullptr, "flush_result::handle on a synchronous result");
+    return async_completion(*async_);
+  }
+
+private:
+  flush_result(status st, request* req) noexcept : status_(st), async_(req) {}
+  status status_;
+  request* async_;
+};
+
+} // namespace flushkit

@@ -1,0 +1,91 @@
+// flushkit/core/region.hpp - a flushable region and its error policy (nvdimm_flush).
+#pragma once
+
+#include <flushkit/core/flush_result.hpp>
+#include <flushkit/core/provider.hpp>
+#include <flushkit/core/request.hpp>
+#include <flushkit/core/status.hpp>
+
+#include <atomic>
+#include <type_traits>
+#include <utility>
+
+namespace flushkit {
+
+/// The error policy of `region`: success stays success, a resource shortage
+/// (`no_memory`, or ENOMEM in any category) stays `no_memory`, and every other
+/// provider error becomes `io_error`. Host and backend values never leak
+/// through as their own codes.
+inline status region_error_policy(const status& st) noexcept {
+  if (!st) return {};
+  if (st == std::errc::not_enough_memory) return make_error_code(errc::no_memory);
+  return make_error_code(errc::io_error);
+}
+
+/// A region of a medium together with its flush provider; the analog of
+/// `nd_region` and `nvdimm_flush()`.
+///
+/// `Provider` is a provider type (held by value), a reference to one (held by
+/// reference; the provider must outlive the region), or `no_provider`.
+template <class Provider = no_provider> class region {
+  static_assert(detail::check_provider<Provider>());
+  using provider_type = std::remove_reference_t<Provider>;
+
+public:
+  static constexpr bool is_async = async_flush_provider<provider_type>;
+  static constexpr bool has_sync_flush =
+      sync_flush_provider<provider_type> || std::same_as<std::remove_cvref_t<Provider>, no_provider>;
+
+  region() requires std::default_initializable<Provider> = default;
+  explicit region(Provider p) : provider_(std::forward<Provider>(p)) {}
+  template <class... Args>
+  explicit region(std::in_place_t, Args&&... args) : provider_(std::forward<Args>(args)...) {}
+
+  provider_type& provider() noexcept { return provider_; }
+
+  /// Request-less flush: always synchronous. Returns the provider's status
+  /// after the error policy. Requires a provider with `status flush()` or
+  /// `no_provider`.
+  status flush() requires has_sync_flush {
+    if constexpr (std::same_as<std::remove_cvref_t<Provider>, no_provider>) {
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      return {};
+    } else {
+      return region_error_policy(provider_.flush());
+    }
+  }
+
+  /// Flush on behalf of `req`.
+  ///
+  /// Effects: a synchronous provider (or `no_provider`) flushes now and the
+  /// result is synchronous. An asynchronous provider either answers now
+  /// (synchronous result) or takes ownership of `req` (`is_async()`): it then
+  /// completes `req` later, on its own executor, and the status it gives
+  /// passes through the same error policy before it reaches the waiter.
+  /// Returns: the result with `region_error_policy` applied. The region does
+  /// not complete `req` for a synchronous result; the caller does.
+  /// Allocation: none.
+  flush_result flush(request& req) {
+    if constexpr (is_async) {
+      req.intercept_completion(&region::apply_policy, nullptr);
+      flush_result r = provider_.flush(req);
+      if (r.is_async()) {
+        FLUSHKIT_ASSERT(&r.handle().get_request() == &req, "provider returned a handle for another request");
+        return r;
+      }
+      req.cancel_interception();
+      return flush_result::done(region_error_policy(r.sync_status()));
+    } else {
+      return flush_result::done(flush());
+    }
+  }
+
+private:
+  static void apply_policy(void*, request& req, const status& st) noexcept {
+    req.complete(region_error_policy(st));
+  }
+
+  Provider provider_;
+};
+
+} // namespace flushkit

@@ -1,0 +1,70 @@
+// flushkit/detail/completion_slot.hpp - exactly-once completion state of a request.
+#pragma once
+
+#include <flushkit/core/status.hpp>
+
+#include <atomic>
+#include <cstdint>
+
+namespace flushkit::detail {
+
+/// Holds the result of an operation and at most one waiter.
+///
+/// `complete` and `arm` may race from different threads. Exactly one of them
+/// observes the other's bit and hands the result to the waiter:
+///  - complete() first: it publishes the status (release); arm() sees
+///    `completed` (acquire) and returns false, the caller delivers.
+///  - arm() first: it publishes the waiter (release); complete() sees `armed`
+///    (acquire) and calls the waiter.
+/// A second completion never touches the status; it returns false.
+class completion_slot {
+public:
+  using waiter_fn = void (*)(void* context, const status& st);
+
+  /// Claims the completion, stores `st`, and calls the waiter if one is armed.
+  /// Returns false (and does nothing) if the slot was already completed.
+  bool complete(const status& st) noexcept {
+    if (claimed_.exchange(true, std::memory_order_acq_rel)) return false;
+    status_ = st;
+    const std::uint8_t old = state_.fetch_or(completed_bit, std::memory_order_acq_rel);
+    if (old & armed_bit) waiter_(context_, status_);
+    return true;
+  }
+
+  /// Installs the waiter. Returns true if `fn` will be called by `complete`,
+  /// false if the slot already completed (the caller then delivers itself,
+  /// reading `result()`). At most one waiter per use.
+  bool arm(waiter_fn fn, void* context) noexcept {
+    waiter_ = fn;
+    context_ = context;
+    const std::uint8_t old = state_.fetch_or(armed_bit, std::memory_order_acq_rel);
+    return (old & completed_bit) == 0;
+  }
+
+  bool armed_before() const noexcept { return (state_.load(std::memory_order_acquire) & armed_bit) != 0; }
+  bool done() const noexcept { return (state_.load(std::memory_order_acquire) & completed_bit) != 0; }
+
+  /// The stored status; valid once `done()` is true.
+  const status& result() const noexcept { return status_; }
+
+  /// Returns to the initial state. Only when no completer or waiter is active.
+  void reset() noexcept {
+    claimed_.store(false, std::memory_order_relaxed);
+    state_.store(0, std::memory_order_relaxed);
+    status_ = status{};
+    waiter_ = nullptr;
+    context_ = nullptr;
+  }
+
+private:
+  static constexpr std::uint8_t armed_bit = 1;
+  static constexpr std::uint8_t completed_bit = 2;
+
+  std::atomic<bool> claimed_{false};
+  std::atomic<std::uint8_t> state_{0};
+  status status_{};
+  waiter_fn waiter_ = nullptr;
+  void* context_ = nullptr;
+};
+
+} // namespace flushkit::detail
