@@ -1,0 +1,159 @@
+#include <flushkit/core/completion.hpp>
+
+#include <doctest/doctest.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <atomic>
+#include <future>
+#include <thread>
+#include <tuple>
+
+namespace asio = boost::asio;
+using flushkit::errc;
+using flushkit::req_op;
+using flushkit::request;
+using flushkit::status;
+
+namespace {
+
+asio::awaitable<void> await_use_awaitable(request& req, status* out) {
+  *out = co_await flushkit::async_wait(req, asio::use_awaitable);
+}
+
+asio::awaitable<void> await_deferred(request& req, status* out) {
+  *out = co_await flushkit::async_wait(req, asio::deferred);
+}
+
+asio::awaitable<void> await_as_tuple(request& req, status* out) {
+  auto [st] = co_await flushkit::async_wait(req, asio::as_tuple(asio::use_awaitable));
+  *out = st;
+}
+
+} // namespace
+
+TEST_SUITE("core/completion") {
+
+TEST_CASE("a callback token bound to an io_context runs there after completion") {
+  asio::io_context io;
+  request req(req_op::flush, 0, {});
+  status seen = errc::cancelled;
+  int calls = 0;
+  flushkit::async_wait(req, io.get_executor(), [&](status st) {
+    seen = st;
+    ++calls;
+  });
+  CHECK(io.poll() == 0);
+  req.complete(errc::io_error);
+  io.run();
+  CHECK(calls == 1);
+  CHECK(seen == errc::io_error);
+}
+
+TEST_CASE("a wait started after completion is posted and not run inline") {
+  asio::io_context io;
+  request req(req_op::flush, 0, {});
+  req.complete({});
+  int calls = 0;
+  flushkit::async_wait(req, io.get_executor(), [&](status st) {
+    CHECK_FALSE(st);
+    ++calls;
+  });
+  CHECK(calls == 0);
+  io.run();
+  CHECK(calls == 1);
+}
+
+TEST_CASE("use_awaitable resumes the coroutine with the status") {
+  asio::io_context io;
+  request req(req_op::flush, 0, {});
+  status seen = errc::cancelled;
+  asio::co_spawn(io, await_use_awaitable(req, &seen), asio::detached);
+  io.poll();
+  req.complete(errc::timeout);
+  io.run();
+  CHECK(seen == errc::timeout);
+}
+
+TEST_CASE("deferred operations can be awaited") {
+  asio::io_context io;
+  request req(req_op::flush, 0, {});
+  status seen = errc::cancelled;
+  asio::co_spawn(io, await_deferred(req, &seen), asio::detached);
+  io.poll();
+  req.complete({});
+  io.run();
+  CHECK_FALSE(seen);
+}
+
+TEST_CASE("as_tuple delivers the status as a tuple element") {
+  asio::io_context io;
+  request req(req_op::flush, 0, {});
+  status seen = errc::cancelled;
+  asio::co_spawn(io, await_as_tuple(req, &seen), asio::detached);
+  io.poll();
+  req.complete(errc::no_memory);
+  io.run();
+  CHECK(seen == errc::no_memory);
+}
+
+TEST_CASE("use_future yields the status through a std::future") {
+  asio::thread_pool pool(1);
+  request req(req_op::flush, 0, {});
+  std::future<status> f = flushkit::async_wait(req, pool.get_executor(), asio::use_future);
+  std::thread completer([&] { req.complete(errc::device_broken); });
+  CHECK(f.get() == errc::device_broken);
+  completer.join();
+  pool.join();
+}
+
+TEST_CASE("a deferred wait does nothing until it is launched") {
+  asio::io_context io;
+  request req(req_op::flush, 0, {});
+  auto op = flushkit::async_wait(req, io.get_executor(), asio::deferred);
+  req.complete(errc::io_error);
+  status seen{};
+  std::move(op)([&](status st) { seen = st; });
+  io.run();
+  CHECK(seen == errc::io_error);
+}
+
+TEST_CASE("completion from another thread racing the wait delivers exactly once") {
+  constexpr int rounds = 5000;
+  asio::io_context io;
+  auto guard = asio::make_work_guard(io);
+  std::thread runner([&] { io.run(); });
+  std::atomic<int> delivered{0};
+  request req;
+  for (int i = 0; i < rounds; ++i) {
+    req.prepare(req_op::flush, 0, {});
+    std::promise<void> done;
+    std::atomic<bool> go{false};
+    std::thread completer([&] {
+      while (!go.load(std::memory_order_acquire)) {
+      }
+      req.complete(errc::timeout);
+    });
+    go.store(true, std::memory_order_release);
+    flushkit::async_wait(req, io.get_executor(), [&](status st) {
+      CHECK(st == errc::timeout);
+      delivered.fetch_add(1, std::memory_order_relaxed);
+      done.set_value();
+    });
+    done.get_future().wait();
+    completer.join();
+  }
+  guard.reset();
+  runner.join();
+  CHECK(delivered.load() == rounds);
+}
+
+} // TEST_SUITE
