@@ -1,0 +1,106 @@
+// examples/pmem_file_fua.cpp - durable FUA writes to a file-backed pmem device from coroutines.
+//
+// Creates a temporary file, maps it as the medium of a pmem_device whose
+// region flushes with fdatasync, writes records with FUA from two coroutines,
+// closes everything, reopens the file and checks every record. Exits non-zero
+// on any error or mismatch.
+#include <flushkit/core/region.hpp>
+#include <flushkit/pmem/backing.hpp>
+#include <flushkit/pmem/file_sync_provider.hpp>
+#include <flushkit/pmem/pmem_device.hpp>
+
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include <unistd.h>
+
+namespace asio = boost::asio;
+namespace pm = flushkit::pmem;
+using device = pm::pmem_device<flushkit::region<pm::file_sync_provider&>>;
+
+namespace {
+
+constexpr std::size_t record_size = 4096;
+constexpr unsigned records_per_writer = 16;
+constexpr unsigned writers = 2;
+
+void fill_record(std::array<char, record_size>& rec, unsigned writer, unsigned i) {
+  std::memset(rec.data(), 'a' + static_cast<int>((writer * 7 + i) % 26), rec.size());
+  std::snprintf(rec.data(), rec.size(), "writer %u record %u", writer, i);
+}
+
+std::uint64_t record_offset(unsigned writer, unsigned i) {
+  return static_cast<std::uint64_t>(writer * records_per_writer + i) * record_size;
+}
+
+// A coroutine taking its parameters by value: no captures to dangle.
+asio::awaitable<void> writer_task(device* dev, unsigned writer, int* failures) {
+  std::array<char, record_size> rec{};
+  for (unsigned i = 0; i < records_per_writer; ++i) {
+    fill_record(rec, writer, i);
+    // FUA: completes once this record is durable (fdatasync of the file).
+    const flushkit::status st = co_await dev->async_write(record_offset(writer, i), asio::buffer(rec),
+                                                          flushkit::req_flags::fua, asio::use_awaitable);
+    if (st) {
+      std::fprintf(stderr, "write failed: %s\n", st.message().c_str());
+      ++*failures;
+    }
+  }
+}
+
+int write_phase(const char* path) {
+  auto medium = pm::backing::file(path, {.size = writers * records_per_writer * record_size});
+  if (!medium) {
+    std::fprintf(stderr, "cannot map %s: %s\n", path, medium.error().message().c_str());
+    return 1;
+  }
+  std::printf("mapped %zu bytes, %s\n", medium->size(),
+              medium->map_sync() ? "MAP_SYNC (DAX)" : "page cache (fdatasync makes it durable)");
+  pm::file_sync_provider provider(*medium, pm::file_sync_mode::fdatasync);
+  device dev(medium->bytes(), {}, provider);
+  asio::io_context io;
+  int failures = 0;
+  for (unsigned w = 0; w < writers; ++w) asio::co_spawn(io, writer_task(&dev, w, &failures), asio::detached);
+  io.run();
+  dev.remove();
+  std::printf("%u FUA writes, %llu provider flushes\n", writers * records_per_writer,
+              static_cast<unsigned long long>(provider.flushes()));
+  return failures;
+}
+
+int verify_phase(const char* path) {
+  auto medium = pm::backing::file(path, {.create = false});
+  if (!medium) return 1;
+  std::array<char, record_size> expect{};
+  for (unsigned w = 0; w < writers; ++w)
+    for (unsigned i = 0; i < records_per_writer; ++i) {
+      fill_record(expect, w, i);
+      if (std::memcmp(medium->data() + record_offset(w, i), expect.data(), record_size) != 0) {
+        std::fprintf(stderr, "mismatch in writer %u record %u\n", w, i);
+        return 1;
+      }
+    }
+  std::printf("reopened: all records match\n");
+  return 0;
+}
+
+} // namespace
+
+int main() {
+  char path[] = "/tmp/flushkit-pmem-example-XXXXXX";
+  const int fd = ::mkstemp(path);
+  if (fd < 0) return 1;
+  ::close(fd);
+  int rc = write_phase(path);
+  if (rc == 0) rc = verify_phase(path);
+  ::unlink(path);
+  return rc == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

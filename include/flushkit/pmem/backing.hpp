@@ -1,0 +1,204 @@
+// flushkit/pmem/backing.hpp - real memory behind a pmem device: anonymous, memfd or a mapped file.
+#pragma once
+
+#include <flushkit/core/status.hpp>
+#include <flushkit/pmem/result.hpp>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <utility>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace flushkit::pmem {
+
+/// Which kind of memory a `backing` maps.
+enum class backing_kind : std::uint8_t {
+  anonymous, ///< private anonymous memory; gone with the process
+  memfd,     ///< a memfd mapped MAP_SHARED; shareable with other processes, gone with the last reference
+  file,      ///< a regular file mapped MAP_SHARED
+};
+
+/// How stores to the mapping become durable.
+enum class persistence : std::uint8_t {
+  none,       ///< volatile memory: nothing ever becomes durable
+  page_cache, ///< stores land in the page cache; msync(MS_SYNC) or fdatasync makes them durable
+  map_sync,   ///< MAP_SYNC on a DAX file system: stores are durable once flushed out of the CPU cache
+};
+
+/// Options of `backing::file`.
+struct file_options {
+  std::size_t size = 0;      ///< bytes to map; 0 maps the file's current size from `offset` to its end
+  std::uint64_t offset = 0;  ///< file offset of the mapping; must be a multiple of the page size
+  bool create = true;        ///< create the file if it does not exist (O_CREAT)
+  bool try_map_sync = true;  ///< ask for MAP_SYNC; fall back to plain MAP_SHARED if the file system refuses
+  bool require_map_sync = false; ///< fail with `not_supported` instead of falling back
+  ::mode_t mode = 0600;      ///< permissions of a created file
+};
+
+/// An RAII mapping that a `pmem_device` uses as its medium. Movable, not
+/// copyable. Factories never throw; they return a `result<backing>` whose
+/// error is:
+///  - `errc::invalid_request` for a zero or too large size, or a misaligned offset;
+///  - `errc::not_supported` when MAP_SYNC was required and refused;
+///  - the system error (`std::generic_category`, e.g. `std::errc::permission_denied`,
+///    `std::errc::no_such_file_or_directory`) when a system call fails.
+class backing {
+public:
+  backing() = default;
+  backing(backing&& o) noexcept { swap(o); }
+  backing& operator=(backing&& o) noexcept {
+    backing tmp(std::move(o));
+    swap(tmp);
+    return *this;
+  }
+  backing(const backing&) = delete;
+  backing& operator=(const backing&) = delete;
+  ~backing() { reset(); }
+
+  /// Private anonymous memory of `size` bytes (zero-filled). Persistence: none.
+  static result<backing> anonymous(std::size_t size) {
+    if (status st = check_size(size, 0)) return st;
+    return map(backing_kind::anonymous, -1, size, 0, MAP_PRIVATE | MAP_ANONYMOUS, persistence::none);
+  }
+
+  /// A new memfd of `size` bytes (zero-filled), mapped MAP_SHARED; `fd()`
+  /// can be passed to another process. Persistence: page_cache (a memfd has
+  /// no storage behind it, so in practice nothing outlives the last reference).
+  static result<backing> memfd(std::size_t size, const char* name = "flushkit-pmem") {
+    if (status st = check_size(size, 0)) return st;
+    const int fd = ::memfd_create(name, MFD_CLOEXEC);
+    if (fd < 0) return last_error();
+    if (::ftruncate(fd, static_cast<::off_t>(size)) != 0) return close_with(fd, last_error());
+    return map(backing_kind::memfd, fd, size, 0, MAP_SHARED, persistence::page_cache);
+  }
+
+  /// The file at `path`, opened read-write (created when `opts.create`),
+  /// grown with zeros if shorter than `offset + size`, and mapped MAP_SHARED;
+  /// with MAP_SYNC when `opts.try_map_sync` and the file system supports it
+  /// (DAX). `persistence_mode()` says which mapping was obtained.
+  static result<backing> file(const char* path, const file_options& opts = {}) {
+    if (opts.offset % page_size() != 0) return make_error_code(errc::invalid_request);
+    const int fd = ::open(path, O_RDWR | O_CLOEXEC | (opts.create ? O_CREAT : 0), opts.mode);
+    if (fd < 0) return last_error();
+    struct ::stat sb {};
+    if (::fstat(fd, &sb) != 0) return close_with(fd, last_error());
+    const auto file_size = static_cast<std::uint64_t>(sb.st_size);
+    std::size_t size = opts.size;
+    if (size == 0 && file_size > opts.offset) size = static_cast<std::size_t>(file_size - opts.offset);
+    if (status st = check_size(size, opts.offset)) return close_with(fd, st);
+    if (file_size < opts.offset + size) {
+      const int err = ::posix_fallocate(fd, static_cast<::off_t>(opts.offset), static_cast<::off_t>(size));
+      if (err != 0) return close_with(fd, std::error_code(err, std::generic_category()));
+    }
+    return map_file(fd, size, opts);
+  }
+
+  std::span<std::byte> bytes() const noexcept { return {base_, size_}; }
+  std::byte* data() const noexcept { return base_; }
+  std::size_t size() const noexcept { return size_; }
+  /// The file descriptor (memfd or file); -1 for anonymous memory.
+  int fd() const noexcept { return fd_; }
+  backing_kind kind() const noexcept { return kind_; }
+  persistence persistence_mode() const noexcept { return persistence_; }
+  /// True when the mapping was made with MAP_SYNC.
+  bool map_sync() const noexcept { return persistence_ == persistence::map_sync; }
+  bool valid() const noexcept { return base_ != nullptr; }
+
+  /// msync(MS_SYNC) of the pages covering [offset, offset + len).
+  /// Errors: `invalid_request` out of bounds; the system error otherwise.
+  status msync(std::size_t offset, std::size_t len) const noexcept {
+    if (offset > size_ || len > size_ - offset) return make_error_code(errc::invalid_request);
+    const std::size_t start = offset - offset % page_size();
+    if (::msync(base_ + start, offset + len - start, MS_SYNC) != 0) return last_error();
+    return {};
+  }
+  /// msync(MS_SYNC) of the whole mapping.
+  status msync() const noexcept { return msync(0, size_); }
+
+  /// fdatasync of the file descriptor. Errors: the system error (EBADF for
+  /// anonymous memory, EIO when write-back failed).
+  status fdatasync() const noexcept {
+    if (::fdatasync(fd_) != 0) return last_error();
+    return {};
+  }
+
+  /// Unmaps and closes; the backing becomes empty.
+  void reset() noexcept {
+    if (base_ != nullptr) ::munmap(base_, size_);
+    if (fd_ >= 0) ::close(fd_);
+    base_ = nullptr;
+    size_ = 0;
+    fd_ = -1;
+  }
+
+  static std::size_t page_size() noexcept { return static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)); }
+
+private:
+  void swap(backing& o) noexcept {
+    std::swap(base_, o.base_);
+    std::swap(size_, o.size_);
+    std::swap(fd_, o.fd_);
+    std::swap(kind_, o.kind_);
+    std::swap(persistence_, o.persistence_);
+  }
+
+  static status last_error() noexcept { return {errno, std::generic_category()}; }
+  static status close_with(int fd, status st) noexcept {
+    ::close(fd);
+    return st;
+  }
+
+  static status check_size(std::size_t size, std::uint64_t offset) noexcept {
+    constexpr auto max_off = static_cast<std::uint64_t>(std::numeric_limits<::off_t>::max());
+    if (size == 0 || size > max_off || offset > max_off - size) return make_error_code(errc::invalid_request);
+    return {};
+  }
+
+  static void* map_raw(int fd, std::size_t size, std::uint64_t offset, int flags) noexcept {
+    return ::mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, fd, static_cast<::off_t>(offset));
+  }
+
+  static result<backing> map(backing_kind kind, int fd, std::size_t size, std::uint64_t offset, int flags,
+                             persistence mode) {
+    return adopt(kind, fd, map_raw(fd, size, offset, flags), size, mode);
+  }
+
+  // Takes ownership of `fd` and of the mapping `p` (or reports why mmap failed).
+  static result<backing> adopt(backing_kind kind, int fd, void* p, std::size_t size, persistence mode) {
+    if (p == MAP_FAILED) return fd >= 0 ? close_with(fd, last_error()) : last_error();
+    backing b;
+    b.base_ = static_cast<std::byte*>(p);
+    b.size_ = size;
+    b.fd_ = fd;
+    b.kind_ = kind;
+    b.persistence_ = mode;
+    return b;
+  }
+
+  static result<backing> map_file(int fd, std::size_t size, const file_options& opts) {
+#if defined(MAP_SYNC) && defined(MAP_SHARED_VALIDATE)
+    if (opts.try_map_sync || opts.require_map_sync) {
+      void* p = map_raw(fd, size, opts.offset, MAP_SHARED_VALIDATE | MAP_SYNC);
+      if (p != MAP_FAILED) return adopt(backing_kind::file, fd, p, size, persistence::map_sync);
+      if (errno != EOPNOTSUPP && errno != EINVAL) return close_with(fd, last_error());
+    }
+#endif
+    if (opts.require_map_sync) return close_with(fd, make_error_code(errc::not_supported));
+    return map(backing_kind::file, fd, size, opts.offset, MAP_SHARED, persistence::page_cache);
+  }
+
+  std::byte* base_ = nullptr;
+  std::size_t size_ = 0;
+  int fd_ = -1;
+  backing_kind kind_ = backing_kind::anonymous;
+  persistence persistence_ = persistence::none;
+};
+
+} // namespace flushkit::pmem

@@ -1,0 +1,285 @@
+// flushkit/pmem/pmem_device.hpp - the pmem block-device submit path (pmem_submit_bio) over real memory.
+#pragma once
+
+#include <flushkit/core/completion.hpp>
+#include <flushkit/core/flush_result.hpp>
+#include <flushkit/core/region.hpp>
+#include <flushkit/core/request.hpp>
+#include <flushkit/core/status.hpp>
+#include <flushkit/pmem/badblocks.hpp>
+#include <flushkit/pmem/detail/io_op.hpp>
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/buffer.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <type_traits>
+#include <utility>
+
+namespace flushkit::pmem {
+
+/// Clears poison over [offset, offset + len) of the medium (sector aligned).
+/// Returns the number of bytes cleared from the start of the range (the
+/// kernel's `nvdimm_clear_poison`), or a negative value on failure.
+using clear_poison_fn = std::int64_t (*)(void* context, std::uint64_t offset, std::uint64_t len);
+
+/// Machine-check-safe copy used by reads (`copy_mc_to_kernel`): copies `len`
+/// bytes and returns how many were NOT copied (0 = success).
+using copy_mc_fn = std::size_t (*)(void* context, void* dst, const void* src, std::size_t len);
+
+/// Construction options of `pmem_device`.
+struct device_options {
+  /// The device has a volatile write cache (the region needs flushes). False:
+  /// PREFLUSH/FUA are stripped and an empty flush completes at once.
+  bool write_cache = true;
+  /// Capacity (ranges) of the device's badblocks set.
+  std::size_t badblocks_capacity = 64;
+};
+
+/// A provider that wants to know which bytes the data step wrote (the
+/// cache-line provider) has `note_dirty(const void*, std::size_t)`.
+template <class P>
+concept dirty_tracking = requires(P& p, const void* a, std::size_t n) { p.note_dirty(a, n); };
+
+/// The pmem block device: the kernel's `pmem_submit_bio` as a reusable
+/// component over a byte medium (a `backing`'s bytes) and a `region<P>`.
+///
+/// Submit order (`submit`):
+///  0. A read with PREFLUSH/FUA fails with `invalid_request` (the kernel's
+///     WARN path completes with BLK_STS_IOERR; flushkit's error contract calls
+///     a malformed request invalid). Without a write cache, PREFLUSH/FUA are
+///     stripped and a request left without data completes with success
+///     without calling the provider.
+///  1. PREFLUSH: region flush. An error completes the request with it and no
+///     byte of its data reaches the medium. With an asynchronous provider the
+///     submitter is not blocked: the rest continues when the provider
+///     completes the step (on the provider's thread).
+///  2. Data (only when the request has data): per segment, bounds check
+///     (`invalid_request`), badblocks (a read of a bad sector: `io_error`,
+///     nothing copied, nothing cleared; a write: poison is cleared first and a
+///     failed or partial clear fails with `io_error` without writing), copy.
+///     The first failing segment stops the loop; earlier segments stay written.
+///  3. FUA, only when every earlier step succeeded: region flush on behalf of
+///     the request. A synchronous result completes the request; an
+///     asynchronous one leaves completion to the provider. A FUA never masks
+///     an earlier error.
+///
+/// Thread-safety: `submit` and the `async_*` functions may be called
+/// concurrently; overlapping concurrent writes leave unspecified bytes, as on
+/// any block device. The medium, the region's provider and the device must
+/// outlive every request in flight.
+template <class Region> class pmem_device {
+public:
+  using region_type = Region;
+
+  /// A device over `medium`, constructing its region from `region_args`
+  /// (a provider, a provider reference, or `std::in_place` + arguments).
+  /// Allocates the badblocks set; nothing else, now or later.
+  template <class... RegionArgs>
+  pmem_device(std::span<std::byte> medium, const device_options& opts, RegionArgs&&... region_args)
+      : medium_(medium), opts_(opts), region_(std::forward<RegionArgs>(region_args)...),
+        badblocks_(opts.badblocks_capacity) {}
+  pmem_device(const pmem_device&) = delete;
+  pmem_device& operator=(const pmem_device&) = delete;
+  /// Runs `remove()` if it has not run.
+  ~pmem_device() { remove(); }
+
+  /// Submits `req`; the request completes through its own waiter
+  /// (`request::on_complete`, `async_wait`), exactly once.
+  ///
+  /// Effects: the submit order above. Errors: `invalid_request` (bounds,
+  /// flags on a read), `io_error` (badblocks, copy failure, provider failure),
+  /// `no_memory` (a provider resource shortage), `shutting_down` (after
+  /// `remove()`). Completion runs on the submitting thread for synchronous
+  /// providers, on the provider's thread otherwise. Allocation: none.
+  void submit(request& req) {
+    if (removed_.load(std::memory_order_acquire)) return req.complete(make_error_code(errc::shutting_down));
+    if (status st = admit(req)) return req.complete(st);
+    if (!has(req.flags(), req_flags::preflush | req_flags::fua) && !req.has_data()) return req.complete({});
+    if (has(req.flags(), req_flags::preflush)) return start_preflush(req);
+    data_and_fua(req);
+  }
+
+  /// Writes `buffers` (a `const_buffer`, `mutable_buffer`, or a sequence of
+  /// at most `detail::max_io_segments` buffers) at byte `offset` with `flags`.
+  ///
+  /// Completion signature: `void(flushkit::status)` (with `use_awaitable`,
+  /// `co_await` returns the status). Executor: the handler's associated
+  /// executor (default: `system_executor`, i.e. the completing thread); never
+  /// invoked inside this call. Ordering: none between concurrent operations;
+  /// PREFLUSH orders this write after everything completed before it.
+  /// Durable at completion: with FUA, these bytes; with PREFLUSH, everything
+  /// completed before the call; under the provider's contract. Allocation:
+  /// one block (request, segments, handler) from the handler's associated
+  /// allocator, default `recycling_allocator`: none in steady state.
+  /// Errors: as `submit`; more buffers than allowed give `invalid_request`.
+  template <class ConstBufferSequence, boost::asio::completion_token_for<completion_signature> Token>
+  auto async_write(std::uint64_t offset, const ConstBufferSequence& buffers, req_flags flags, Token&& token) {
+    return boost::asio::async_initiate<Token, completion_signature>(initiate_io{this}, token, req_op::write, offset,
+                                                                     buffers, flags);
+  }
+
+  /// Reads into `buffers` from byte `offset`. Completion, executor,
+  /// allocation and errors as `async_write`; nothing is made durable.
+  template <class MutableBufferSequence, boost::asio::completion_token_for<completion_signature> Token>
+  auto async_read(std::uint64_t offset, const MutableBufferSequence& buffers, Token&& token) {
+    return boost::asio::async_initiate<Token, completion_signature>(initiate_io{this}, token, req_op::read, offset,
+                                                                     buffers, req_flags::none);
+  }
+
+  /// An empty PREFLUSH (`blkdev_issue_flush`): everything completed before
+  /// the call is durable under the provider's contract when it completes with
+  /// success. Completion, executor and allocation as `async_write`.
+  template <boost::asio::completion_token_for<completion_signature> Token> auto async_flush(Token&& token) {
+    return boost::asio::async_initiate<Token, completion_signature>(initiate_io{this}, token, req_op::flush,
+                                                                     std::uint64_t{0}, boost::asio::const_buffer(),
+                                                                     req_flags::preflush);
+  }
+
+  /// The remove/shutdown path (`nd_pmem_remove`): later submissions fail with
+  /// `shutting_down`, then one final request-less synchronous flush runs and
+  /// its result is ignored. When the provider has no request-less flush
+  /// (asynchronous only), no flush is issued. Requests already in flight
+  /// are not waited for: the caller drains them first. Idempotent.
+  void remove() noexcept {
+    if (removed_.exchange(true, std::memory_order_acq_rel)) return;
+    if constexpr (Region::has_sync_flush) static_cast<void>(region_.flush());
+  }
+  bool removed() const noexcept { return removed_.load(std::memory_order_acquire); }
+
+  /// Replaces the poison-clearing hook (default: clears everything).
+  void set_clear_poison(clear_poison_fn fn, void* context) noexcept {
+    clear_poison_ = fn;
+    clear_context_ = context;
+  }
+  /// Replaces the read copy (default: memcpy, nothing left uncopied).
+  void set_copy_mc(copy_mc_fn fn, void* context) noexcept {
+    copy_mc_ = fn;
+    copy_context_ = context;
+  }
+
+  pmem::badblocks& bad_blocks() noexcept { return badblocks_; }
+  Region& region() noexcept { return region_; }
+  std::span<std::byte> medium() const noexcept { return medium_; }
+  const device_options& options() const noexcept { return opts_; }
+
+private:
+  struct initiate_io {
+    pmem_device* dev;
+    template <class Handler, class BufferSequence>
+    void operator()(Handler&& h, req_op op, std::uint64_t offset, const BufferSequence& buffers,
+                    req_flags flags) const {
+      pmem_device* d = dev;
+      detail::io_op<std::decay_t<Handler>>::start(std::move(h), op, offset, buffers, flags,
+                                                  [d](request& r) { d->submit(r); });
+    }
+  };
+
+  // Step 0: op/flag rules and the no-write-cache stripping.
+  status admit(request& req) const noexcept {
+    const req_flags both = req_flags::preflush | req_flags::fua;
+    if (req.op() == req_op::read && has(req.flags(), both)) return make_error_code(errc::invalid_request);
+    if (!opts_.write_cache) req.set_flags(without(req.flags(), both));
+    return {};
+  }
+
+  // Step 1.
+  void start_preflush(request& req) {
+    if constexpr (Region::is_async) {
+      req.intercept_completion(&pmem_device::preflush_done, this);
+      const flush_result r = region_.flush(req);
+      if (r.is_async()) return; // preflush_done continues
+      req.cancel_interception();
+      finish_preflush(req, r.sync_status());
+    } else {
+      finish_preflush(req, region_.flush(req).sync_status());
+    }
+  }
+
+  static void preflush_done(void* self, request& req, const status& st) {
+    static_cast<pmem_device*>(self)->finish_preflush(req, st);
+  }
+
+  void finish_preflush(request& req, const status& st) {
+    if (st) return req.complete(st);
+    data_and_fua(req);
+  }
+
+  // Steps 2 and 3.
+  void data_and_fua(request& req) {
+    const status st = req.has_data() ? copy_data(req) : status{};
+    if (st || !has(req.flags(), req_flags::fua)) return req.complete(st);
+    const flush_result r = region_.flush(req);
+    if (!r.is_async()) req.complete(r.sync_status());
+  }
+
+  status copy_data(const request& req) {
+    std::uint64_t pos = req.offset();
+    for (const segment& s : req.segments()) {
+      if (pos > medium_.size() || s.len > medium_.size() - pos) return make_error_code(errc::invalid_request);
+      const status st = req.op() == req_op::read ? read_segment(pos, s) : write_segment(pos, s);
+      if (st) return st;
+      pos += s.len;
+    }
+    return {};
+  }
+
+  status read_segment(std::uint64_t pos, const segment& s) {
+    if (s.len == 0) return {};
+    if (badblocks_.overlaps(first_sector(pos), sector_count(pos, s.len))) return make_error_code(errc::io_error);
+    if (copy_mc_(copy_context_, s.base, medium_.data() + pos, s.len) != 0) return make_error_code(errc::io_error);
+    return {};
+  }
+
+  status write_segment(std::uint64_t pos, const segment& s) {
+    if (s.len == 0) return {};
+    if (status st = clear_poison(pos, s.len)) return st;
+    std::byte* dst = medium_.data() + pos;
+    std::memcpy(dst, s.base, s.len);
+    if constexpr (dirty_tracking<std::remove_reference_t<decltype(region_.provider())>>)
+      region_.provider().note_dirty(dst, s.len);
+    return {};
+  }
+
+  // pmem_clear_poison: clear the sectors under [pos, pos + len) if any is
+  // bad; remove what was cleared from badblocks; fail unless all of it was.
+  status clear_poison(std::uint64_t pos, std::size_t len) {
+    const std::uint64_t first = first_sector(pos), count = sector_count(pos, len);
+    if (!badblocks_.overlaps(first, count)) return {};
+    const std::uint64_t bytes = count * badblocks::sector_size;
+    const std::int64_t cleared = clear_poison_(clear_context_, first * badblocks::sector_size, bytes);
+    if (cleared > 0) {
+      const auto cleared_sectors = static_cast<std::uint64_t>(cleared) / badblocks::sector_size;
+      if (badblocks_.clear(first, cleared_sectors)) return make_error_code(errc::io_error);
+    }
+    if (cleared < 0 || static_cast<std::uint64_t>(cleared) < bytes) return make_error_code(errc::io_error);
+    return {};
+  }
+
+  static std::uint64_t first_sector(std::uint64_t pos) noexcept { return pos / badblocks::sector_size; }
+  static std::uint64_t sector_count(std::uint64_t pos, std::size_t len) noexcept {
+    return (pos + len + badblocks::sector_size - 1) / badblocks::sector_size - first_sector(pos);
+  }
+
+  static std::int64_t clear_all(void*, std::uint64_t, std::uint64_t len) { return static_cast<std::int64_t>(len); }
+  static std::size_t plain_copy(void*, void* dst, const void* src, std::size_t len) {
+    std::memcpy(dst, src, len);
+    return 0;
+  }
+
+  std::span<std::byte> medium_;
+  device_options opts_;
+  Region region_;
+  pmem::badblocks badblocks_;
+  clear_poison_fn clear_poison_ = &pmem_device::clear_all;
+  void* clear_context_ = nullptr;
+  copy_mc_fn copy_mc_ = &pmem_device::plain_copy;
+  void* copy_context_ = nullptr;
+  std::atomic<bool> removed_{false};
+};
+
+} // namespace flushkit::pmem

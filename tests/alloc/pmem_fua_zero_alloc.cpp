@@ -1,0 +1,118 @@
+// Zero heap allocations per FUA write in steady state through pmem_device
+// with an asynchronous provider that completes from the io_context (ordered
+// executor work item embedded in the request): raw submit with a callback,
+// and co_await dev.async_write(..., use_awaitable).
+#include "support/counting_new.hpp"
+
+#include <flushkit/core/region.hpp>
+#include <flushkit/pmem/backing.hpp>
+#include <flushkit/pmem/pmem_device.hpp>
+
+#include "support/pmem_support.hpp"
+
+#include <doctest/doctest.h>
+
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <array>
+#include <cstddef>
+
+namespace asio = boost::asio;
+namespace pm = flushkit::pmem;
+using flushkit::request;
+using flushkit::status;
+using provider = flushkit::test::sequenced_async_provider;
+using device = pm::pmem_device<flushkit::region<provider&>>;
+
+namespace {
+
+constexpr int warmup = 1000;
+constexpr int measured = 100000;
+constexpr std::size_t block = 512;
+
+/// Callback chain: each completion submits the next FUA write.
+struct callback_loop {
+  explicit callback_loop(device& d) : dev(&d) {}
+  device* dev;
+  std::array<std::byte, block> data{};
+  flushkit::segment seg{data.data(), data.size()};
+  request req;
+  int remaining = 0;
+  int failures = 0;
+  unsigned n = 0;
+
+  void submit() {
+    data[0] = static_cast<std::byte>(++n);
+    req.prepare(flushkit::req_op::write, (n % 64) * block, {&seg, 1}, flushkit::req_flags::fua);
+    req.on_complete(&callback_loop::done, this);
+    dev->submit(req);
+  }
+  static void done(void* ctx, request&, const status& st) {
+    auto* self = static_cast<callback_loop*>(ctx);
+    if (st) ++self->failures;
+    if (--self->remaining > 0) self->submit();
+  }
+};
+
+asio::awaitable<void> write_loop(device* dev, int n, int* failures) {
+  std::array<std::byte, block> data{};
+  for (int i = 0; i < n; ++i) {
+    data[0] = static_cast<std::byte>(i);
+    const status st = co_await dev->async_write(static_cast<std::uint64_t>(i % 64) * block, asio::buffer(data),
+                                                flushkit::req_flags::fua, asio::use_awaitable);
+    if (st) ++*failures;
+  }
+}
+
+asio::awaitable<void> measured_loop(device* dev, int* failures, std::size_t* allocs) {
+  co_await write_loop(dev, 1, failures); // builds the frames once
+  *allocs = flushkit::test::allocation_count.load();
+  co_await write_loop(dev, measured, failures);
+  *allocs = flushkit::test::allocation_count.load() - *allocs;
+}
+
+} // namespace
+
+TEST_CASE("raw submit with a callback: 0 allocations over 100000 FUA writes") {
+  auto b = pm::backing::memfd(64 * block);
+  REQUIRE(b);
+  asio::io_context io;
+  provider p(io);
+  device dev(b->bytes(), {}, p);
+  callback_loop loop(dev);
+  loop.remaining = warmup;
+  loop.submit();
+  io.run();
+  io.restart();
+  const std::size_t allocs = flushkit::test::allocations_during([&] {
+    loop.remaining = measured;
+    loop.submit();
+    io.run();
+  });
+  CHECK(allocs == 0);
+  CHECK(loop.failures == 0);
+  CHECK(p.script.flushes() == warmup + measured);
+  CHECK(b->data()[(loop.n % 64) * block] == static_cast<std::byte>(loop.n));
+}
+
+TEST_CASE("co_await async_write with use_awaitable: 0 allocations over 100000 FUA writes") {
+  auto b = pm::backing::memfd(64 * block);
+  REQUIRE(b);
+  asio::io_context io;
+  provider p(io);
+  device dev(b->bytes(), {}, p);
+  int failures = 0;
+  asio::co_spawn(io, write_loop(&dev, warmup, &failures), asio::detached);
+  io.run();
+  io.restart();
+  std::size_t allocs = ~std::size_t{0};
+  asio::co_spawn(io, measured_loop(&dev, &failures, &allocs), asio::detached);
+  io.run();
+  CHECK(allocs == 0);
+  CHECK(failures == 0);
+  CHECK(p.script.flushes() == warmup + 1 + measured);
+}

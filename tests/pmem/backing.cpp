@@ -1,0 +1,107 @@
+#include <flushkit/pmem/backing.hpp>
+
+#include "support/pmem_support.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <system_error>
+
+namespace pm = flushkit::pmem;
+
+TEST_SUITE("pmem/backing") {
+
+TEST_CASE_TEMPLATE("every backing maps zeroed writable memory of the requested size", K, flushkit::test::anonymous_kind,
+                   flushkit::test::memfd_kind, flushkit::test::file_kind) {
+  flushkit::test::test_medium<K::value> m(3 * 4096 + 100);
+  REQUIRE(m.ok());
+  CHECK(m.backing().size() == 3 * 4096 + 100);
+  CHECK(m.backing().kind() == K::value);
+  for (std::byte b : m.bytes()) REQUIRE(b == std::byte{0});
+  std::memset(m.bytes().data() + 5000, 0x42, 10);
+  CHECK(m.medium_now()[5004] == std::byte{0x42});
+  CHECK((m.backing().fd() >= 0) == (K::value != pm::backing_kind::anonymous));
+  const pm::persistence expected =
+      K::value == pm::backing_kind::anonymous ? pm::persistence::none : pm::persistence::page_cache;
+  if (!m.backing().map_sync()) CHECK(m.backing().persistence_mode() == expected);
+}
+
+TEST_CASE("bad sizes and offsets are invalid_request") {
+  CHECK(pm::backing::anonymous(0).error() == flushkit::errc::invalid_request);
+  CHECK(pm::backing::memfd(0).error() == flushkit::errc::invalid_request);
+  flushkit::test::temp_file f; // exists, empty
+  CHECK(pm::backing::file(f.path()).error() == flushkit::errc::invalid_request); // size 0 of an empty file
+  CHECK(pm::backing::file(f.path(), {.size = 4096, .offset = 100}).error() == flushkit::errc::invalid_request);
+  CHECK(pm::backing::file(f.path(), {.size = ~std::size_t{0}}).error() == flushkit::errc::invalid_request);
+}
+
+TEST_CASE("missing files and permissions give the system error") {
+  CHECK(pm::backing::file("/nonexistent-dir/x", {.size = 4096}).error() == std::errc::no_such_file_or_directory);
+  CHECK(pm::backing::file("/tmp/flushkit-surely-missing-file", {.size = 4096, .create = false}).error() ==
+        std::errc::no_such_file_or_directory);
+  if (::geteuid() != 0) { // root bypasses file permissions
+    flushkit::test::temp_file f;
+    ::chmod(f.path(), 0400);
+    CHECK(pm::backing::file(f.path(), {.size = 4096}).error() == std::errc::permission_denied);
+  }
+  CHECK(pm::backing::file("/proc/version", {.size = 4096, .create = false}).error());
+}
+
+TEST_CASE("a file backing survives reopening; size 0 maps the existing file") {
+  flushkit::test::temp_file f;
+  {
+    auto b = pm::backing::file(f.path(), {.size = 8192});
+    REQUIRE(b);
+    std::memset(b->data() + 4096, 0x7e, 4096);
+    CHECK_FALSE(b->msync(4100, 10));
+    CHECK_FALSE(b->fdatasync());
+    CHECK(b->msync(8000, 500) == flushkit::errc::invalid_request);
+  }
+  auto again = pm::backing::file(f.path(), {.create = false});
+  REQUIRE(again);
+  REQUIRE(again->size() == 8192);
+  CHECK(again->data()[4096] == std::byte{0x7e});
+  CHECK(again->data()[8191] == std::byte{0x7e});
+  CHECK(again->data()[0] == std::byte{0});
+  auto tail = pm::backing::file(f.path(), {.offset = 4096, .create = false});
+  REQUIRE(tail);
+  CHECK(tail->size() == 4096);
+  CHECK(tail->data()[0] == std::byte{0x7e});
+}
+
+TEST_CASE("MAP_SYNC is reported truthfully and can be required") {
+  flushkit::test::temp_file f;
+  auto b = pm::backing::file(f.path(), {.size = 4096});
+  REQUIRE(b);
+  auto strict = pm::backing::file(f.path(), {.size = 4096, .require_map_sync = true});
+  if (b->map_sync()) {
+    CHECK(strict);
+  } else { // /tmp is not DAX on ordinary machines
+    CHECK(b->persistence_mode() == pm::persistence::page_cache);
+    CHECK(strict.error() == flushkit::errc::not_supported);
+  }
+  auto plain = pm::backing::file(f.path(), {.size = 4096, .try_map_sync = false});
+  REQUIRE(plain);
+  CHECK_FALSE(plain->map_sync());
+}
+
+TEST_CASE("backings move and release their mapping") {
+  auto a = pm::backing::memfd(4096);
+  REQUIRE(a);
+  pm::backing x = std::move(a).value();
+  const int fd = x.fd();
+  pm::backing y;
+  CHECK_FALSE(y.valid());
+  y = std::move(x);
+  CHECK(y.valid());
+  CHECK(y.fd() == fd);
+  CHECK_FALSE(x.valid());
+  y.reset();
+  CHECK_FALSE(y.valid());
+  CHECK(::fcntl(fd, F_GETFD) == -1); // closed
+  auto anon = pm::backing::anonymous(4096);
+  REQUIRE(anon);
+  CHECK(anon->fdatasync()); // no file behind it
+}
+
+} // TEST_SUITE
