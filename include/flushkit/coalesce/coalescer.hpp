@@ -1,0 +1,361 @@
+// flushkit/coalesce/coalescer.hpp - group commit: one backend flush covers every write completed before it.
+#pragma once
+
+#include <flushkit/coalesce/detail/failure_log.hpp>
+#include <flushkit/core/flush_result.hpp>
+#include <flushkit/core/provider.hpp>
+#include <flushkit/core/request.hpp>
+#include <flushkit/core/status.hpp>
+#include <flushkit/detail/assert.hpp>
+
+#include <boost/intrusive/list.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <type_traits>
+#include <utility>
+
+namespace flushkit {
+
+/// What a failed backend flush does to later flushes.
+enum class coalesce_error_mode : std::uint8_t {
+  /// The error reaches exactly the requests the failed flush covered; later
+  /// requests get a new backend flush. Default.
+  per_flush,
+  /// As `per_flush`, and afterwards every request not already made durable
+  /// fails with the same error, without a backend flush, until
+  /// `coalescer::reset_error()` (PostgreSQL's PANIC-on-fsync-failure).
+  sticky,
+};
+
+/// Construction options of a `coalescer`. There is deliberately no delay
+/// knob: a flush is issued as soon as the previous one finished.
+struct coalescer_options {
+  coalesce_error_mode errors = coalesce_error_mode::per_flush;
+};
+
+/// Counters of a `coalescer` (a consistent snapshot, see `coalescer::stats`).
+struct coalescer_stats {
+  std::uint64_t flushes_issued = 0;           ///< backend flushes started
+  std::uint64_t flushes_failed = 0;           ///< backend flushes that returned an error
+  std::uint64_t requests_completed = 0;       ///< requests given a final status (all kinds below)
+  std::uint64_t requests_covered = 0;         ///< ... by a backend flush they waited for
+  std::uint64_t requests_already_durable = 0; ///< ... at submission, from a flush that already covered them
+  std::uint64_t requests_rejected = 0;        ///< ... by the sticky error, without a flush
+  std::uint64_t last_batch = 0;               ///< requests covered by the last completed backend flush
+  std::uint64_t largest_batch = 0;            ///< most requests one backend flush covered
+  std::uint64_t flushed_epoch = 0;            ///< target of the last completed backend flush
+  std::uint64_t durable_epoch = 0;            ///< target of the last successful backend flush
+
+  /// Backend flushes per acknowledged request (0 when nothing completed).
+  double flushes_per_ack() const noexcept {
+    return requests_completed == 0
+               ? 0.0
+               : static_cast<double>(flushes_issued) / static_cast<double>(requests_completed);
+  }
+};
+
+/// Flush coalescing (group commit) in front of a flush provider.
+///
+/// `Provider` is a synchronous or asynchronous flush provider, held by value
+/// or, for `Provider = P&`, by reference (it must then outlive the
+/// coalescer). The coalescer is itself an asynchronous flush provider
+/// (`flush_result flush(request&)`), so `region<coalescer<P>&>`, a pmem
+/// device or a virtio-pmem driver can use it; it also has a request-less
+/// `status flush()` when `Provider` has one.
+///
+/// Epochs. The coalescer counts data completions: `note_write_completed()`
+/// returns the next value `e` of a monotonic counter, to be taken when (after)
+/// a write's data step completed. So epoch order is completion order, not
+/// submission order, and at any instant the writes with an epoch are exactly
+/// epochs `1..counter`: the completed prefix is the counter itself, also
+/// when writes complete out of submission order. A backend flush snapshots
+/// the counter when it is issued (its `target`); it covers exactly the
+/// epochs `<= target`, i.e. every write that completed before it was issued.
+/// A request with epoch `e` completes with the outcome of the first backend
+/// flush with `target >= e`. A request that reaches `flush(req)` with
+/// `req.epoch == 0` is stamped at that call (the call is its data-completion
+/// point). The coalescer resets `req.epoch` to 0 before it completes the
+/// request, so the next `flush(req)` of the same request (a FUA after a
+/// PREFLUSH) is a new completion point.
+///
+/// Rules: at most one backend flush in flight; requests arriving during it
+/// wait, and when it completes one new backend flush is issued for all of
+/// them. A request whose epoch is covered by the in-flight flush joins it.
+/// No artificial delay. Errors: see `coalesce_error_mode`; an error is never
+/// retried into a success.
+///
+/// Durability classes: there is one. Every request the coalescer completes
+/// successfully was covered by the backend's one flush operation (the same
+/// call for a plain, PREFLUSH or FUA request, and for the request-less
+/// flush), so no request is ever covered by a weaker flush.
+///
+/// Threads: every member function may be called from any thread. User
+/// completions are never called with the internal mutex held. The thread that
+/// finds the coalescer idle issues the backend flush; with a synchronous
+/// backend it keeps issuing flushes while requests keep arriving, and
+/// completes them. With an asynchronous backend, the thread that delivers
+/// the backend completion continues that work. Allocation: none.
+template <class Provider> class coalescer {
+  using provider_type = std::remove_reference_t<Provider>;
+  static_assert(flush_provider<provider_type>,
+                "flushkit::coalescer: Provider must have `flushkit::status flush()` or "
+                "`flushkit::flush_result flush(flushkit::request&)`");
+  static constexpr bool backend_is_async = async_flush_provider<provider_type>;
+  using hook_type = boost::intrusive::member_hook<request, decltype(request::link_), &request::link_>;
+  using request_list = boost::intrusive::list<request, hook_type, boost::intrusive::constant_time_size<true>>;
+
+public:
+  /// True when the request-less `status flush()` is available.
+  static constexpr bool has_sync_flush = sync_flush_provider<provider_type>;
+
+  explicit coalescer(Provider p, coalescer_options opts = {})
+      : provider_(std::forward<Provider>(p)), opts_(opts) {}
+  template <class... Args>
+  explicit coalescer(std::in_place_t, coalescer_options opts, Args&&... args)
+      : provider_(std::forward<Args>(args)...), opts_(opts) {}
+  coalescer(const coalescer&) = delete;
+  coalescer& operator=(const coalescer&) = delete;
+  ~coalescer() {
+    FLUSHKIT_ASSERT(!busy_ && waiting_.empty() && in_flight_.empty(), "coalescer destroyed with requests pending");
+  }
+
+  provider_type& provider() noexcept { return provider_; }
+
+  /// Declares that a write's data step has completed.
+  /// Effects: takes the next epoch. Call it after the data reached the
+  /// provider's volatile layer. Returns: the epoch (> 0). Lock-free.
+  std::uint64_t note_write_completed() noexcept {
+    return completed_.fetch_add(1, std::memory_order_acq_rel) + 1;
+  }
+
+  /// Effects: `req.epoch = note_write_completed()`.
+  void mark_completed(request& req) noexcept { req.epoch = note_write_completed(); }
+
+  /// Makes the request's write durable.
+  ///
+  /// Effects: if `req.epoch == 0` it is stamped now. If a completed backend
+  /// flush already covered the epoch, returns that flush's outcome
+  /// synchronously. Otherwise (sticky error set) returns the sticky error
+  /// synchronously, or the coalescer takes ownership: the request joins the
+  /// in-flight flush if that covers its epoch, else waits for the next flush,
+  /// which this call issues if none is in flight.
+  /// Returns: `flush_result::done(st)` (the caller completes the request) or
+  /// `flush_result::async(req)`; the request may already have completed when
+  /// this returns (the calling thread issued a synchronous backend flush).
+  /// Completion signature `void(status)` via the request; runs on the thread
+  /// that completed the covering backend flush, never under the mutex.
+  /// Durable at success: every write whose epoch is <= `req.epoch`.
+  /// Errors: the covering flush's status, unchanged; or the sticky error.
+  /// Ordering: requests covered by one flush complete in arrival order.
+  /// Allocation: none.
+  flush_result flush(request& req) {
+    std::unique_lock lock(mutex_);
+    if (req.epoch == 0) req.epoch = note_write_completed();
+    if (req.epoch <= flushed_epoch_) return finish_now(lock, req, log_.outcome(req.epoch), stats_.requests_already_durable);
+    if (sticky_error_) return finish_now(lock, req, sticky_error_, stats_.requests_rejected);
+    if (flush_active_ && req.epoch <= target_) {
+      in_flight_.push_back(req);
+      return flush_result::async(req);
+    }
+    waiting_.push_back(req);
+    if (!busy_) {
+      busy_ = true;
+      drive(lock);
+    }
+    return flush_result::async(req);
+  }
+
+  /// Request-less flush: makes every write completed before the call durable.
+  ///
+  /// Effects: submits an internal request stamped now and blocks until it
+  /// completes; it is coalesced like any other. Returns: its status.
+  /// Errors: as `flush(request&)`; `errc::invalid_request` when called from a
+  /// completion this coalescer is delivering (it would wait for itself).
+  /// Allocation: none.
+  status flush() requires has_sync_flush {
+    sync_waiter w{this};
+    request req(req_op::flush, 0, {}, req_flags::preflush);
+    {
+      std::lock_guard lock(mutex_);
+      if (busy_ && driver_ == std::this_thread::get_id()) return make_error_code(errc::invalid_request);
+    }
+    req.on_complete(&coalescer::sync_done, &w);
+    const flush_result r = flush(req);
+    if (!r.is_async()) return r.sync_status();
+    std::unique_lock lock(sync_mutex_);
+    sync_cv_.wait(lock, [&w] { return w.done; });
+    return w.result;
+  }
+
+  /// The sticky error (success when none is set or in `per_flush` mode).
+  status error() const {
+    std::lock_guard lock(mutex_);
+    return sticky_error_;
+  }
+
+  /// Clears the sticky error: later requests get backend flushes again.
+  void reset_error() {
+    std::lock_guard lock(mutex_);
+    sticky_error_ = status{};
+  }
+
+  /// A consistent snapshot of the counters.
+  coalescer_stats stats() const {
+    std::lock_guard lock(mutex_);
+    return stats_;
+  }
+
+private:
+  struct sync_waiter {
+    coalescer* self;
+    bool done = false;
+    status result{};
+  };
+
+  static void sync_done(void* context, request&, const status& st) {
+    auto* w = static_cast<sync_waiter*>(context);
+    std::lock_guard lock(w->self->sync_mutex_);
+    w->result = st;
+    w->done = true;
+    w->self->sync_cv_.notify_all();
+  }
+
+  flush_result finish_now(std::unique_lock<std::mutex>& lock, request& req, const status& st,
+                          std::uint64_t& counter) {
+    ++counter;
+    ++stats_.requests_completed;
+    lock.unlock();
+    req.epoch = 0;
+    return flush_result::done(st);
+  }
+
+  /// Runs flushes while requests wait. Precondition: lock held, busy_ set by
+  /// this thread. Returns with the lock held; busy_ stays set only while an
+  /// asynchronous backend flush is pending (its completion continues).
+  void drive(std::unique_lock<std::mutex>& lock) {
+    driver_ = std::this_thread::get_id();
+    for (;;) {
+      if (sticky_error_) reject_waiting(lock);
+      if (waiting_.empty()) {
+        busy_ = false;
+        break;
+      }
+      begin_flush();
+      const std::optional<status> st = issue(lock);
+      if (!st) break;
+      end_flush(lock, *st);
+    }
+    driver_ = std::thread::id{};
+  }
+
+  void begin_flush() {
+    target_ = completed_.load(std::memory_order_acquire);
+    in_flight_.splice(in_flight_.end(), waiting_);
+    flush_active_ = true;
+    ++stats_.flushes_issued;
+  }
+
+  /// Calls the backend without the lock. Returns its status, or nullopt when
+  /// the backend completes later (then `on_backend_done` takes over).
+  std::optional<status> issue(std::unique_lock<std::mutex>& lock) {
+    if constexpr (backend_is_async) {
+      issuing_ = true;
+      lock.unlock();
+      backend_req_.prepare(req_op::flush, 0, {}, req_flags::preflush);
+      backend_req_.on_complete(&coalescer::on_backend_done, this);
+      const flush_result r = provider_.flush(backend_req_);
+      lock.lock();
+      issuing_ = false;
+      if (!r.is_async()) return r.sync_status();
+      std::optional<status> early = std::exchange(early_result_, std::nullopt);
+      return early;
+    } else {
+      lock.unlock();
+      const status st = provider_.flush();
+      lock.lock();
+      return st;
+    }
+  }
+
+  /// Completion of an asynchronous backend flush, on the backend's thread.
+  static void on_backend_done(void* context, request&, const status& result) {
+    auto* self = static_cast<coalescer*>(context);
+    const status st = result;
+    std::unique_lock lock(self->mutex_);
+    if (self->issuing_) {
+      self->early_result_ = st; // the issuing thread is still inside provider_.flush
+      return;
+    }
+    self->driver_ = std::this_thread::get_id();
+    self->end_flush(lock, st);
+    self->drive(lock);
+  }
+
+  /// Publishes the outcome of the in-flight flush and completes its batch.
+  void end_flush(std::unique_lock<std::mutex>& lock, const status& st) {
+    log_.record(flushed_epoch_, target_, st);
+    flushed_epoch_ = target_;
+    flush_active_ = false;
+    if (st) {
+      ++stats_.flushes_failed;
+      if (opts_.errors == coalesce_error_mode::sticky && !sticky_error_) sticky_error_ = st;
+    } else {
+      stats_.durable_epoch = target_;
+    }
+    stats_.flushed_epoch = target_;
+    stats_.last_batch = in_flight_.size();
+    if (stats_.last_batch > stats_.largest_batch) stats_.largest_batch = stats_.last_batch;
+    stats_.requests_covered += in_flight_.size();
+    deliver(lock, in_flight_, st);
+  }
+
+  /// Sticky mode: every waiter fails with the sticky error, without a flush.
+  void reject_waiting(std::unique_lock<std::mutex>& lock) {
+    stats_.requests_rejected += waiting_.size();
+    deliver(lock, waiting_, sticky_error_);
+  }
+
+  /// Completes every request of `from` with `st` outside the lock.
+  void deliver(std::unique_lock<std::mutex>& lock, request_list& from, status st) {
+    stats_.requests_completed += from.size();
+    request_list batch;
+    batch.splice(batch.end(), from);
+    lock.unlock();
+    while (!batch.empty()) {
+      request& r = batch.front();
+      batch.pop_front();
+      r.epoch = 0;
+      r.complete(st);
+    }
+    lock.lock();
+  }
+
+  Provider provider_;
+  const coalescer_options opts_;
+  std::atomic<std::uint64_t> completed_{0};
+
+  mutable std::mutex mutex_;
+  request_list waiting_;   // wait for the next flush
+  request_list in_flight_; // covered by the in-flight flush
+  bool busy_ = false;      // a thread drives flushes, or an async flush is pending
+  bool flush_active_ = false;
+  bool issuing_ = false;
+  std::optional<status> early_result_;
+  std::thread::id driver_{};
+  std::uint64_t target_ = 0;        // snapshot of the in-flight (or last) flush
+  std::uint64_t flushed_epoch_ = 0; // target of the last completed flush
+  status sticky_error_{};
+  detail::failure_log<> log_;
+  coalescer_stats stats_{};
+  request backend_req_; // the backend flush request (asynchronous backends)
+
+  std::mutex sync_mutex_;
+  std::condition_variable sync_cv_;
+};
+
+} // namespace flushkit

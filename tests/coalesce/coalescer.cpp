@@ -1,0 +1,597 @@
+#include <flushkit/coalesce/coalescer.hpp>
+
+#include <flushkit/core/region.hpp>
+#include <flushkit/exec/ordered_executor.hpp>
+#include <flushkit/pmem/backing.hpp>
+#include <flushkit/pmem/file_sync_provider.hpp>
+#include <flushkit/pmem/pmem_device.hpp>
+
+#include "support/executor_provider.hpp"
+#include "support/fake_providers.hpp"
+#include "support/held_flush_provider.hpp"
+#include "support/violation_capture.hpp"
+
+#include <doctest/doctest.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+using flushkit::coalesce_error_mode;
+using flushkit::coalescer;
+using flushkit::coalescer_options;
+using flushkit::errc;
+using flushkit::flush_result;
+using flushkit::req_flags;
+using flushkit::req_op;
+using flushkit::request;
+using flushkit::status;
+using flushkit::test::gated_sync_provider;
+using flushkit::test::held_async_provider;
+using flushkit::test::scripted_sync_provider;
+
+namespace {
+
+/// A request with a callback that records how often and how it completed.
+struct tracked {
+  request req{req_op::write, 0, {}};
+  int completions = 0;
+  status result{};
+
+  explicit tracked(req_flags flags = req_flags::fua, req_op op = req_op::write) { reset(flags, op); }
+  void reset(req_flags flags = req_flags::fua, req_op op = req_op::write) {
+    req.prepare(op, 0, {}, flags);
+    completions = 0;
+    result = status{};
+    req.on_complete(&tracked::done, this);
+  }
+  static void done(void* context, request&, const status& st) {
+    auto* self = static_cast<tracked*>(context);
+    ++self->completions;
+    self->result = st;
+  }
+  bool succeeded() const { return completions == 1 && !result; }
+  bool failed_with(errc e) const { return completions == 1 && result == e; }
+};
+
+/// Hands `t` to `c` the way a device does: a synchronous answer is
+/// completed by the caller.
+template <class C> void submit(C& c, tracked& t) {
+  const flush_result r = c.flush(t.req);
+  if (!r.is_async()) t.req.complete(r.sync_status());
+}
+
+using held_coalescer = coalescer<held_async_provider&>;
+
+} // namespace
+
+TEST_SUITE("coalesce/coalescer") {
+
+TEST_CASE("an idle coalescer issues the backend flush inside flush() with no delay") {
+  held_async_provider p;
+  held_coalescer c(p);
+  tracked a;
+  submit(c, a);
+  CHECK(p.calls() == 1);
+  CHECK(p.holding());
+  CHECK(a.completions == 0);
+  CHECK(p.release());
+  CHECK(a.succeeded());
+  const flushkit::coalescer_stats s = c.stats();
+  CHECK(s.flushes_issued == 1);
+  CHECK(s.requests_completed == 1);
+  CHECK(s.requests_covered == 1);
+  CHECK(s.last_batch == 1);
+}
+
+TEST_CASE("a synchronous backend completes the request before flush() returns") {
+  scripted_sync_provider p;
+  coalescer<scripted_sync_provider&> c(p);
+  tracked a;
+  const flush_result r = c.flush(a.req);
+  CHECK(r.is_async());
+  CHECK(a.succeeded());
+  CHECK(p.calls == 1);
+  CHECK(c.stats().flushes_issued == 1);
+}
+
+TEST_CASE("requests arriving during an in-flight flush wait for the next flush") {
+  held_async_provider p;
+  held_coalescer c(p);
+  tracked a, b, d;
+  submit(c, a);
+  submit(c, b);
+  submit(c, d);
+  CHECK(p.calls() == 1);
+  CHECK(p.release());
+  CHECK(a.succeeded());
+  CHECK(b.completions == 0);
+  CHECK(d.completions == 0);
+  CHECK(p.calls() == 2); // one new flush for both waiters, issued at completion
+  CHECK(p.release());
+  CHECK(b.succeeded());
+  CHECK(d.succeeded());
+  CHECK_FALSE(p.holding());
+  CHECK(c.stats().flushes_issued == 2);
+  CHECK(c.stats().last_batch == 2);
+}
+
+TEST_CASE("64 requests arriving while one flush is held take exactly 2 backend flushes") {
+  held_async_provider p;
+  held_coalescer c(p);
+  tracked first;
+  std::vector<tracked> rest(64);
+  submit(c, first);
+  for (tracked& t : rest) submit(c, t);
+  CHECK(p.release());
+  CHECK(p.release());
+  CHECK_FALSE(p.release());
+  CHECK(first.succeeded());
+  for (const tracked& t : rest) CHECK(t.succeeded());
+  const flushkit::coalescer_stats s = c.stats();
+  CHECK(s.flushes_issued == 2);
+  CHECK(s.requests_completed == 65);
+  CHECK(s.last_batch == 64);
+  CHECK(s.largest_batch == 64);
+}
+
+TEST_CASE("64 requests from 8 threads during a blocked synchronous flush take exactly 2 flushes") {
+  gated_sync_provider p;
+  coalescer<gated_sync_provider&> c(p);
+  tracked first;
+  std::thread driver([&] { submit(c, first); });
+  p.wait_entered();
+  std::vector<tracked> rest(64);
+  std::vector<std::thread> submitters;
+  for (std::size_t t = 0; t < 8; ++t)
+    submitters.emplace_back([&c, &rest, t] {
+      for (std::size_t i = 0; i < 8; ++i) submit(c, rest[t * 8 + i]);
+    });
+  for (std::thread& t : submitters) t.join();
+  CHECK(c.stats().requests_completed == 0); // all 65 wait
+  p.open();
+  driver.join(); // the driver thread issued the second flush and completed everyone
+  CHECK(first.succeeded());
+  for (const tracked& t : rest) CHECK(t.succeeded());
+  CHECK(p.calls() == 2);
+  CHECK(c.stats().flushes_issued == 2);
+  CHECK(c.stats().last_batch == 64);
+}
+
+TEST_CASE("a write that completes after a flush was issued waits for the next one even if it started first") {
+  held_async_provider p;
+  held_coalescer c(p);
+  tracked a, b; // a is submitted to the medium before b, but b's data completes first
+  c.mark_completed(b.req);
+  submit(c, b); // flush 1 issued: covers b only
+  c.mark_completed(a.req);
+  submit(c, a);
+  CHECK(a.req.epoch > b.req.epoch);
+  CHECK(p.release());
+  CHECK(b.succeeded());
+  CHECK(a.completions == 0);
+  CHECK(p.release());
+  CHECK(a.succeeded());
+  CHECK(c.stats().flushes_issued == 2);
+}
+
+TEST_CASE("the dm-log-writes order W1 W2 W3 C3 C2 Flush C1 covers W3 and W2 but not W1") {
+  held_async_provider p;
+  held_coalescer c(p);
+  tracked w1, w2, w3, fl(req_flags::preflush, req_op::flush);
+  c.mark_completed(w3.req); // C3
+  c.mark_completed(w2.req); // C2
+  submit(c, fl);            // Wflush: issued now
+  c.mark_completed(w1.req); // C1, after the flush was issued
+  submit(c, w3);            // completed before the flush: joins it
+  submit(c, w2);
+  submit(c, w1);
+  CHECK(p.calls() == 1);
+  CHECK(p.release());
+  CHECK(fl.succeeded());
+  CHECK(w3.succeeded());
+  CHECK(w2.succeeded());
+  CHECK(w1.completions == 0);
+  CHECK(c.stats().last_batch == 3);
+  CHECK(p.release());
+  CHECK(w1.succeeded());
+  CHECK(c.stats().flushes_issued == 2);
+}
+
+TEST_CASE("a request whose flush already completed after its data is answered without a new flush") {
+  held_async_provider p;
+  held_coalescer c(p);
+  tracked a, b;
+  c.mark_completed(a.req);
+  submit(c, b); // issued after a's data completed
+  CHECK(p.release());
+  submit(c, a); // late: flush 1 already covered it
+  CHECK(a.succeeded());
+  CHECK(p.calls() == 1);
+  CHECK(c.stats().requests_already_durable == 1);
+  CHECK(c.stats().requests_completed == 2);
+}
+
+TEST_CASE("requests of every kind are covered by the same backend flush") {
+  // One durability class: a plain write, a PREFLUSH, a FUA write and an empty
+  // flush each wait for a full backend flush issued after they arrived.
+  held_async_provider p;
+  held_coalescer c(p);
+  tracked lead;
+  tracked kinds[] = {tracked(req_flags::none), tracked(req_flags::preflush), tracked(req_flags::fua),
+                     tracked(req_flags::preflush | req_flags::fua),
+                     tracked(req_flags::preflush, req_op::flush)};
+  submit(c, lead);
+  for (tracked& t : kinds) submit(c, t);
+  CHECK(p.release());
+  for (const tracked& t : kinds) CHECK(t.completions == 0);
+  CHECK(p.release());
+  for (const tracked& t : kinds) CHECK(t.succeeded());
+  CHECK(c.stats().last_batch == 5);
+}
+
+TEST_CASE("a flush error reaches exactly the requests that flush covered") {
+  held_async_provider p;
+  held_coalescer c(p);
+  tracked a, a2, a3, b, d;
+  c.mark_completed(a2.req);
+  c.mark_completed(a3.req);
+  submit(c, a);  // flush 1: covers a, a2, a3
+  submit(c, a2); // joins flush 1
+  submit(c, b);  // waits for flush 2
+  submit(c, a3); // joins flush 1
+  submit(c, d);  // waits for flush 2
+  CHECK(p.release(errc::io_error));
+  CHECK(a.failed_with(errc::io_error));
+  CHECK(a2.failed_with(errc::io_error));
+  CHECK(a3.failed_with(errc::io_error));
+  CHECK(b.completions == 0);
+  CHECK(d.completions == 0);
+  CHECK(p.release());
+  CHECK(b.succeeded());
+  CHECK(d.succeeded());
+  const flushkit::coalescer_stats s = c.stats();
+  CHECK(s.flushes_issued == 2);
+  CHECK(s.flushes_failed == 1);
+  CHECK(s.durable_epoch == s.flushed_epoch);
+}
+
+TEST_CASE("a late request covered by a failed flush gets its error and is never retried into success") {
+  held_async_provider p;
+  held_coalescer c(p);
+  tracked late1, late2, f1, f2, later;
+  c.mark_completed(late1.req);
+  submit(c, f1);
+  CHECK(p.release(errc::timeout)); // flush 1 fails, covering late1
+  c.mark_completed(late2.req);
+  submit(c, f2);
+  CHECK(p.release()); // flush 2 succeeds, covering late2
+  submit(c, late1);
+  submit(c, late2);
+  CHECK(late1.failed_with(errc::timeout));
+  CHECK(late2.succeeded());
+  CHECK(p.calls() == 2); // no retry for late1
+  submit(c, later);      // the coalescer keeps working in the default mode
+  CHECK(p.release());
+  CHECK(later.succeeded());
+  CHECK(c.error() == status{});
+}
+
+TEST_CASE("a late request behind more failures than the log keeps still gets an error") {
+  held_async_provider p;
+  held_coalescer c(p);
+  tracked early;
+  c.mark_completed(early.req);
+  for (int i = 0; i < 20; ++i) { // 20 failed flushes: more than the log keeps
+    tracked t;
+    submit(c, t);
+    CHECK(p.release(errc::io_error));
+    CHECK(t.failed_with(errc::io_error));
+  }
+  submit(c, early); // covered by the first failed flush: still an error
+  CHECK(early.failed_with(errc::io_error));
+  CHECK(p.calls() == 20);
+}
+
+TEST_CASE("sticky mode fails every later request until reset_error") {
+  held_async_provider p;
+  held_coalescer c(p, coalescer_options{coalesce_error_mode::sticky});
+  tracked durable, a, b, d, e;
+  c.mark_completed(durable.req);
+  tracked first;
+  submit(c, first);
+  CHECK(p.release()); // covers `durable` successfully
+  submit(c, a);       // flush 2
+  submit(c, b);       // waits
+  CHECK(p.release(errc::io_error));
+  CHECK(a.failed_with(errc::io_error));
+  CHECK(b.failed_with(errc::io_error)); // rejected without a flush
+  CHECK(p.calls() == 2);
+  CHECK(c.error() == errc::io_error);
+  submit(c, d);
+  CHECK(d.failed_with(errc::io_error));
+  submit(c, durable); // made durable before the failure: success stays success
+  CHECK(durable.succeeded());
+  CHECK(p.calls() == 2);
+  CHECK(c.stats().requests_rejected == 2);
+  c.reset_error();
+  submit(c, e);
+  CHECK(p.release());
+  CHECK(e.succeeded());
+  CHECK(p.calls() == 3);
+}
+
+TEST_CASE("region over a coalescer applies the region error policy") {
+  held_async_provider p;
+  held_coalescer c(p);
+  flushkit::region<held_coalescer&> r(c);
+  static_assert(flushkit::region<held_coalescer&>::is_async);
+  tracked a, b;
+  CHECK(r.flush(a.req).is_async());
+  CHECK(r.flush(b.req).is_async());
+  CHECK(p.release(errc::timeout));
+  CHECK(a.failed_with(errc::io_error));
+  CHECK(p.release());
+  CHECK(b.succeeded());
+}
+
+TEST_CASE("the request-less flush is coalesced and reports the backend status") {
+  scripted_sync_provider p;
+  coalescer<scripted_sync_provider&> c(p);
+  static_assert(flushkit::sync_flush_provider<coalescer<scripted_sync_provider&>>);
+  static_assert(!coalescer<held_async_provider&>::has_sync_flush);
+  CHECK(c.flush() == status{});
+  p.next = errc::no_space;
+  CHECK(c.flush() == errc::no_space);
+  CHECK(p.calls == 2);
+  flushkit::region<coalescer<scripted_sync_provider&>&> r(c);
+  p.next = errc::timeout;
+  CHECK(r.flush() == errc::io_error);
+}
+
+TEST_CASE("the request-less flush waits for a flush issued after it was called") {
+  gated_sync_provider p;
+  coalescer<gated_sync_provider&> c(p);
+  tracked first;
+  std::thread driver([&] { submit(c, first); });
+  p.wait_entered();
+  status result = errc::timeout;
+  std::thread caller([&] { result = c.flush(); });
+  p.open();
+  driver.join();
+  caller.join();
+  CHECK(result == status{});
+  CHECK(first.succeeded());
+  CHECK(p.calls() == 2); // the request-less flush did not ride on the held one
+}
+
+TEST_CASE("the request-less flush from a completion of the same coalescer is rejected") {
+  scripted_sync_provider p;
+  coalescer<scripted_sync_provider&> c(p);
+  struct ctx_t {
+    coalescer<scripted_sync_provider&>* c;
+    status inner;
+  } ctx{&c, {}};
+  request req(req_op::write, 0, {});
+  req.on_complete([](void* x, request&, const status&) {
+    auto* k = static_cast<ctx_t*>(x);
+    k->inner = k->c->flush();
+  }, &ctx);
+  CHECK(c.flush(req).is_async());
+  CHECK(req.completed());
+  CHECK(ctx.inner == errc::invalid_request);
+}
+
+TEST_CASE("a backend that completes inside its flush call is handled without recursion") {
+  struct inline_provider {
+    int calls = 0;
+    flush_result flush(request& r) {
+      ++calls;
+      r.complete({});
+      return flush_result::async(r);
+    }
+  } p;
+  coalescer<inline_provider&> c(p);
+  struct loop_t {
+    coalescer<inline_provider&>* c;
+    request req;
+    int remaining;
+    static void done(void* x, request& r, const status& st) {
+      auto* self = static_cast<loop_t*>(x);
+      CHECK_FALSE(st);
+      if (--self->remaining == 0) return;
+      r.prepare(req_op::write, 0, {}, req_flags::fua);
+      r.on_complete(&loop_t::done, self);
+      CHECK(self->c->flush(r).is_async()); // queued: the delivering thread drives
+    }
+  } loop{&c, {}, 20000};
+  loop.req.prepare(req_op::write, 0, {}, req_flags::fua);
+  loop.req.on_complete(&loop_t::done, &loop);
+  CHECK(c.flush(loop.req).is_async());
+  CHECK(loop.remaining == 0);
+  CHECK(p.calls == 20000);
+  CHECK(c.stats().requests_completed == 20000);
+}
+
+} // TEST_SUITE
+
+// ---------------------------------------------------------------------------
+// Multi-threaded runs with real threads.
+
+namespace {
+
+/// One submitter thread's request and completion counter.
+struct worker {
+  request req;
+  std::atomic<int> done{0};
+  std::atomic<int> errors{0};
+
+  static void on_done(void* context, request&, const status& st) {
+    auto* self = static_cast<worker*>(context);
+    if (st) self->errors.fetch_add(1);
+    self->done.fetch_add(1);
+    self->done.notify_all();
+  }
+  /// Submits one flush for the request and waits until it completed.
+  template <class C> void flush_and_wait(C& c, int expected_done) {
+    req.prepare(req_op::write, 0, {}, req_flags::fua);
+    req.on_complete(&worker::on_done, this);
+    const flush_result r = c.flush(req);
+    if (!r.is_async()) req.complete(r.sync_status());
+    for (int v = done.load(); v != expected_done; v = done.load()) done.wait(v);
+  }
+};
+
+/// Synchronous provider: fdatasync of a real file.
+struct fdatasync_provider {
+  int fd;
+  status flush() { return ::fdatasync(fd) == 0 ? status{} : flushkit::status_from_errno(errno); }
+};
+
+std::string temp_path() {
+  std::string p = (std::filesystem::temp_directory_path() / "flushkit-coalesce-XXXXXX").string();
+  const int fd = ::mkstemp(p.data());
+  REQUIRE(fd >= 0);
+  ::close(fd);
+  return p;
+}
+
+} // namespace
+
+TEST_SUITE("coalesce/coalescer") {
+
+TEST_CASE("stress: pwrite then coalesced fdatasync from 4 threads on a real file") {
+  flushkit::test::violation_capture violations;
+  const std::string path = temp_path();
+  const int fd = ::open(path.c_str(), O_RDWR);
+  REQUIRE(fd >= 0);
+  fdatasync_provider p{fd};
+  coalescer<fdatasync_provider&> c(p);
+  constexpr int threads = 4;
+  constexpr int iterations = 400;
+  constexpr std::size_t block = 4096;
+  std::vector<worker> workers(threads);
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      std::vector<unsigned char> buf(block);
+      const auto off = static_cast<off_t>(static_cast<std::size_t>(t) * block);
+      for (int i = 0; i < iterations; ++i) {
+        std::memset(buf.data(), (t * 31 + i) & 0xff, block);
+        REQUIRE(::pwrite(fd, buf.data(), block, off) == static_cast<ssize_t>(block));
+        workers[static_cast<std::size_t>(t)].flush_and_wait(c, i + 1);
+      }
+    });
+  for (std::thread& t : pool) t.join();
+  for (const worker& w : workers) {
+    CHECK(w.done.load() == iterations);
+    CHECK(w.errors.load() == 0);
+  }
+  const flushkit::coalescer_stats s = c.stats();
+  CHECK(s.requests_completed == static_cast<std::uint64_t>(threads * iterations));
+  CHECK(s.flushes_per_ack() < 1.0);
+  MESSAGE("fdatasync flushes per ack: " << s.flushes_per_ack() << " largest batch " << s.largest_batch);
+  CHECK(violations.violations() == 0);
+  std::vector<unsigned char> buf(block);
+  for (int t = 0; t < threads; ++t) {
+    REQUIRE(::pread(fd, buf.data(), block, static_cast<off_t>(static_cast<std::size_t>(t) * block)) ==
+            static_cast<ssize_t>(block));
+    const auto expected = static_cast<unsigned char>((t * 31 + iterations - 1) & 0xff);
+    CHECK(buf[0] == expected);
+    CHECK(buf[block - 1] == expected);
+  }
+  ::close(fd);
+  ::unlink(path.c_str());
+}
+
+TEST_CASE("a pmem device with a coalesced region acknowledges FUA writes from 4 threads") {
+  namespace pm = flushkit::pmem;
+  const std::string path = temp_path();
+  constexpr std::size_t block = 4096;
+  constexpr int threads = 4;
+  constexpr int iterations = 200;
+  auto b = pm::backing::file(path.c_str(), {.size = block * threads});
+  REQUIRE(b);
+  // Plugging the coalescer in: provider -> coalescer -> region -> device.
+  pm::file_sync_provider fsync_provider(*b, pm::file_sync_mode::fdatasync);
+  coalescer<pm::file_sync_provider&> group(fsync_provider);
+  pm::pmem_device<flushkit::region<coalescer<pm::file_sync_provider&>&>> dev(b->bytes(), {}, group);
+
+  std::vector<worker> workers(threads);
+  std::vector<std::thread> pool;
+  for (std::size_t t = 0; t < threads; ++t)
+    pool.emplace_back([&dev, &workers, t] {
+      unsigned char buf[block];
+      const flushkit::segment seg{buf, block};
+      worker& w = workers[t];
+      for (int i = 0; i < iterations; ++i) {
+        std::memset(buf, static_cast<int>((t * 31 + static_cast<std::size_t>(i)) & 0xff), block);
+        w.req.prepare(req_op::write, t * block, {&seg, 1}, req_flags::fua);
+        w.req.on_complete(&worker::on_done, &w);
+        dev.submit(w.req);
+        for (int v = w.done.load(); v != i + 1; v = w.done.load()) w.done.wait(v);
+      }
+    });
+  for (std::thread& t : pool) t.join();
+  for (const worker& w : workers) {
+    CHECK(w.done.load() == iterations);
+    CHECK(w.errors.load() == 0);
+  }
+  const flushkit::coalescer_stats s = group.stats();
+  CHECK(s.requests_completed == static_cast<std::uint64_t>(threads * iterations));
+  CHECK(s.flushes_per_ack() < 1.0);
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  for (std::size_t t = 0; t < threads; ++t) {
+    unsigned char got[block];
+    REQUIRE(::pread(fd, got, block, static_cast<off_t>(t * block)) == static_cast<ssize_t>(block));
+    CHECK(got[block - 1] == static_cast<unsigned char>((t * 31 + iterations - 1) & 0xff));
+  }
+  ::close(fd);
+  ::unlink(path.c_str());
+}
+
+TEST_CASE("stress: an asynchronous backend completing on its own thread") {
+  flushkit::test::violation_capture violations;
+  boost::asio::io_context io;
+  auto guard = boost::asio::make_work_guard(io);
+  flushkit::ordered_executor<> ex(io.get_executor());
+  flushkit::test::executor_provider<boost::asio::io_context::executor_type> p(ex);
+  coalescer<decltype(p)&> c(p);
+  std::thread backend([&io] { io.run(); });
+  constexpr int threads = 4;
+  constexpr int iterations = 2000;
+  std::vector<worker> workers(threads);
+  std::vector<std::thread> pool;
+  for (std::size_t t = 0; t < threads; ++t)
+    pool.emplace_back([&c, &workers, t] {
+      for (int i = 0; i < iterations; ++i) workers[t].flush_and_wait(c, i + 1);
+    });
+  for (std::thread& t : pool) t.join();
+  guard.reset();
+  backend.join();
+  for (const worker& w : workers) {
+    CHECK(w.done.load() == iterations);
+    CHECK(w.errors.load() == 0);
+  }
+  const flushkit::coalescer_stats s = c.stats();
+  CHECK(s.requests_completed == static_cast<std::uint64_t>(threads * iterations));
+  CHECK(s.requests_covered + s.requests_already_durable == s.requests_completed);
+  CHECK(s.flushes_issued == static_cast<std::uint64_t>(p.calls));
+  CHECK(s.flushes_issued <= s.requests_completed);
+  CHECK(violations.violations() == 0);
+}
+
+} // TEST_SUITE
