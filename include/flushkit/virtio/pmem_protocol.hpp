@@ -1,0 +1,66 @@
+// flushkit/virtio/pmem_protocol.hpp - virtio-pmem wire format and the control block a transport shares.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace flushkit::virtio {
+
+/// VIRTIO device ID of virtio-pmem.
+inline constexpr std::uint32_t pmem_device_id = 27;
+/// Feature bit 0: the range is exposed as shared memory region 0 (not used by flushkit's devices).
+inline constexpr std::uint64_t pmem_f_shmem_region = std::uint64_t{1} << 0;
+/// VIRTIO_F_VERSION_1 (bit 32).
+inline constexpr std::uint64_t f_version_1 = std::uint64_t{1} << 32;
+/// VIRTIO_RING_F_INDIRECT_DESC (bit 28) and VIRTIO_RING_F_EVENT_IDX (bit 29).
+inline constexpr std::uint64_t f_indirect_desc = std::uint64_t{1} << 28;
+inline constexpr std::uint64_t f_event_idx = std::uint64_t{1} << 29;
+
+/// `struct virtio_pmem_req` (device-readable): le32 type.
+inline constexpr std::uint32_t pmem_req_type_flush = 0;
+inline constexpr std::uint32_t pmem_req_bytes = 4;
+/// `struct virtio_pmem_resp` (device-writable): le32 ret. 0 is success; every
+/// device in the field answers 1 for failure (the spec says -1); a driver
+/// treats any non-zero value as failure.
+inline constexpr std::uint32_t pmem_resp_ok = 0;
+inline constexpr std::uint32_t pmem_resp_error = 1;
+inline constexpr std::uint32_t pmem_resp_bytes = 4;
+
+/// Device status bits (VIRTIO 1.x, 2.1).
+namespace device_status {
+inline constexpr std::uint8_t acknowledge = 1;
+inline constexpr std::uint8_t driver = 2;
+inline constexpr std::uint8_t driver_ok = 4;
+inline constexpr std::uint8_t features_ok = 8;
+inline constexpr std::uint8_t needs_reset = 64;
+inline constexpr std::uint8_t failed = 128;
+} // namespace device_status
+
+/// The control registers of one virtio-pmem device with one queue: what a PCI
+/// or MMIO transport exposes (common configuration + `struct
+/// virtio_pmem_config`), reduced to what virtio-pmem uses.
+///
+/// It lives in memory both sides can see: a plain object for the in-process
+/// transport, the head of a `memfd` mapping for the cross-process transport.
+/// Every field is a lock-free atomic, so it works across processes. Either
+/// side reads it; the writer of each field is named below.
+struct pmem_control {
+  std::atomic<std::uint8_t> status{0};            ///< driver writes bits; device sets needs_reset; 0 = reset
+  std::atomic<std::uint64_t> device_features{0};  ///< device
+  std::atomic<std::uint64_t> driver_features{0};  ///< driver (subset of device_features)
+  std::atomic<std::uint32_t> queue_size_max{0};   ///< device
+  std::atomic<std::uint32_t> queue_size{0};       ///< driver (power of two <= queue_size_max)
+  std::atomic<std::uint64_t> queue_desc{0};       ///< driver: guest address of the descriptor table
+  std::atomic<std::uint64_t> queue_avail{0};      ///< driver: guest address of the avail ring
+  std::atomic<std::uint64_t> queue_used{0};       ///< driver: guest address of the used ring
+  std::atomic<std::uint32_t> queue_enable{0};     ///< driver: 1 once the addresses are valid
+  std::atomic<std::uint64_t> config_start{0};     ///< device: `virtio_pmem_config.start` (guest address of the pmem range)
+  std::atomic<std::uint64_t> config_size{0};      ///< device: `virtio_pmem_config.size` in bytes
+  std::atomic<std::uint32_t> config_generation{0};///< device: bumped on every config change
+};
+
+static_assert(std::atomic<std::uint8_t>::is_always_lock_free && std::atomic<std::uint32_t>::is_always_lock_free &&
+                  std::atomic<std::uint64_t>::is_always_lock_free,
+              "pmem_control is shared between processes and needs lock-free atomics");
+
+} // namespace flushkit::virtio
