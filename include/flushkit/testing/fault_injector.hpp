@@ -1,0 +1,473 @@
+// flushkit/testing/fault_injector.hpp - a provider wrapper that makes flushes fail, stall or hang
+// on demand.
+#pragma once
+
+#include <flushkit/core/flush_result.hpp>
+#include <flushkit/core/provider.hpp>
+#include <flushkit/core/request.hpp>
+#include <flushkit/core/status.hpp>
+#include <flushkit/detail/assert.hpp>
+#include <flushkit/detail/handler_slab.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/bind_allocator.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/intrusive/list.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <initializer_list>
+#include <mutex>
+#include <random>
+#include <span>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace flushkit::testing {
+
+/// What an injected fault does to one flush call.
+enum class fault_kind : std::uint8_t {
+  fail_before, ///< "flush not attempted": the inner provider is not called; the call reports the
+               ///< status
+  fail_after,  ///< "flush happened but reported failure": the inner provider flushes, its status is
+               ///< replaced
+  delay,       ///< the inner provider is called after at least the duration
+  hang,        ///< the call is parked until `release_one` / `release_all`
+};
+inline constexpr std::size_t fault_kind_count = 4;
+
+/// One fault. `result` is any status, including success (`fail_before` with
+/// success models a device that acknowledges a flush it never did) or a value
+/// of a foreign category.
+struct fault {
+  fault_kind kind = fault_kind::fail_before;
+  status result{};
+  std::chrono::nanoseconds duration{};
+
+  static fault fail_before(status st) { return {fault_kind::fail_before, st, {}}; }
+  static fault fail_after(status st) { return {fault_kind::fail_after, st, {}}; }
+  static fault delay(std::chrono::nanoseconds d) { return {fault_kind::delay, {}, d}; }
+  static fault hang() { return {fault_kind::hang, {}, {}}; }
+};
+
+/// Which calls a rule applies to. Calls are numbered from 1 in the order the
+/// injector accepts them.
+class selection {
+public:
+  /// Each call with probability `p` (0 <= p <= 1), drawn from the injector's
+  /// seeded generator.
+  static selection rate(double p) {
+    FLUSHKIT_ASSERT(p >= 0.0 && p <= 1.0, "fault rate outside [0, 1]");
+    selection s(mode::rate);
+    s.p_ = p;
+    return s;
+  }
+  /// Exactly the calls with these numbers (1-based, any order, duplicates allowed).
+  static selection calls(std::span<const std::uint64_t> numbers) {
+    selection s(mode::calls);
+    s.calls_.assign(numbers.begin(), numbers.end());
+    std::sort(s.calls_.begin(), s.calls_.end());
+    FLUSHKIT_ASSERT(s.calls_.empty() || s.calls_.front() >= 1, "call numbers start at 1");
+    return s;
+  }
+  static selection calls(std::initializer_list<std::uint64_t> numbers) {
+    return calls(std::span<const std::uint64_t>(numbers.begin(), numbers.size()));
+  }
+  /// Every call from number `first` (1-based) on.
+  static selection from(std::uint64_t first) {
+    FLUSHKIT_ASSERT(first >= 1, "call numbers start at 1");
+    selection s(mode::from);
+    s.first_ = first;
+    return s;
+  }
+
+  /// Whether call `n` is selected. A rate selection draws exactly one number
+  /// from `rng` per call, so its decisions depend only on the seed and on `n`.
+  bool matches(std::uint64_t n, std::mt19937_64& rng) const {
+    switch (mode_) {
+    case mode::rate:
+      return static_cast<double>(rng() >> 11) * 0x1.0p-53 <
+             p_; // uniform in [0, 1), same on every platform
+    case mode::calls:
+      return std::binary_search(calls_.begin(), calls_.end(), n);
+    case mode::from:
+      return n >= first_;
+    }
+    return false;
+  }
+
+private:
+  enum class mode : std::uint8_t { rate, calls, from };
+  explicit selection(mode m) : mode_(m) {}
+  mode mode_;
+  double p_ = 0.0;
+  std::uint64_t first_ = 0;
+  std::vector<std::uint64_t> calls_;
+};
+
+/// Configuration of a `fault_injector`.
+struct fault_options {
+  fault_options() = default;
+  explicit fault_options(std::uint64_t s) : seed(s) {}
+
+  /// Seed of the std::mt19937_64 behind every `selection::rate` rule.
+  std::uint64_t seed = 0;
+  /// Executor whose timers run asynchronous delays; empty by default.
+  /// Required only when an asynchronous flush can meet a `delay` rule.
+  boost::asio::any_io_executor executor;
+  /// Timers created up front: how many asynchronous delays run at once. More
+  /// delayed requests wait (linked, no allocation) for a timer to free up, so
+  /// their delay only gets longer.
+  std::size_t max_delayed = 8;
+};
+
+/// Snapshot of an injector's counters.
+struct fault_counters {
+  std::uint64_t calls = 0;                                ///< flush calls accepted
+  std::array<std::uint64_t, fault_kind_count> injected{}; ///< faults injected, by kind
+  std::size_t parked = 0;                                 ///< hung calls not yet released
+  std::size_t delayed = 0;                                ///< asynchronous delays not yet over
+
+  std::uint64_t of(fault_kind k) const noexcept { return injected[static_cast<std::size_t>(k)]; }
+};
+
+/// A flush provider that wraps `Provider` and injects faults chosen by rules.
+///
+/// `Provider` is held like `region` holds it: by value, or by reference
+/// (`fault_injector<P&>`; the provider must outlive the injector). The
+/// injector is a provider of the same kind(s): `status flush()` when the
+/// inner provider has it, `flush_result flush(request&)` when the inner
+/// provider has that.
+///
+/// Rules are checked in the order they were added; the first that selects a
+/// call decides its fault; a call no rule selects goes straight to the inner
+/// provider. Every rule is evaluated on every call (rate rules always draw),
+/// so a given seed and rule list give the same fault for the same call number.
+///
+/// Thread-safety: `flush`, `add_rule`, `release_*`, `wait_parked` and the
+/// observers may be called from any threads at once. Call numbers follow the
+/// order in which concurrent calls take the injector's lock. The inner
+/// provider is called without that lock, concurrently if `flush` is.
+///
+/// Allocation: none per call. Rules allocate when added; timers for
+/// asynchronous delays are created in the constructor; parked and waiting
+/// requests are linked through `request::link_`; a delay's timer handler uses
+/// a block embedded in its timer slot.
+template <class Provider> class fault_injector {
+  static_assert(flush_provider<std::remove_cvref_t<Provider>>,
+                "flushkit: fault_injector wraps a flush provider (see docs/providers.md)");
+  using provider_type = std::remove_reference_t<Provider>;
+
+public:
+  static constexpr bool has_sync_flush = sync_flush_provider<provider_type>;
+  static constexpr bool has_async_flush = async_flush_provider<provider_type>;
+
+  explicit fault_injector(Provider p, fault_options opt = {})
+      : provider_(std::forward<Provider>(p)), rng_(opt.seed) {
+    if (opt.executor != nullptr)
+      for (std::size_t i = 0; i < opt.max_delayed; ++i) slots_.emplace_back(opt.executor);
+  }
+  fault_injector(const fault_injector&) = delete;
+  fault_injector& operator=(const fault_injector&) = delete;
+
+  /// Precondition: nothing parked and no asynchronous delay running (checked
+  /// in debug builds). Parked requests left over are completed with
+  /// `errc::cancelled`, so none is lost. No thread may still be inside `flush`.
+  ~fault_injector() {
+    FLUSHKIT_ASSERT(parked() == 0, "fault_injector destroyed with parked flushes");
+    FLUSHKIT_ASSERT(counters().delayed == 0, "fault_injector destroyed with delayed flushes");
+    release_all(make_error_code(errc::cancelled));
+  }
+
+  provider_type& provider() noexcept { return provider_; }
+
+  /// Adds a rule after the existing ones. Allowed at any time.
+  fault_injector& add_rule(selection when, fault what) {
+    if constexpr (has_async_flush)
+      FLUSHKIT_ASSERT(what.kind != fault_kind::delay || !slots_.empty(),
+                      "an asynchronous delay needs fault_options::executor and max_delayed > 0");
+    std::lock_guard lk(mu_);
+    rules_.push_back({std::move(when), what});
+    return *this;
+  }
+
+  /// Synchronous flush with faults.
+  ///
+  /// Effects: by the chosen fault: `fail_before` returns its status without
+  /// calling the inner provider; `fail_after` calls it, then returns the
+  /// fault's status; `delay` sleeps on the calling thread for the duration
+  /// (that blocking is the modelled fault), then calls it; `hang` blocks the
+  /// caller until released (see `release_one`). Without a fault, or after a
+  /// delay or a successful release, returns the inner provider's status.
+  status flush() requires has_sync_flush {
+    fault* f = choose();
+    if (f == nullptr) return provider_.flush();
+    switch (f->kind) {
+    case fault_kind::fail_before:
+      return f->result;
+    case fault_kind::fail_after:
+      static_cast<void>(provider_.flush());
+      return f->result;
+    case fault_kind::delay:
+      std::this_thread::sleep_for(f->duration);
+      return provider_.flush();
+    case fault_kind::hang:
+      return resume_caller(park_caller());
+    }
+    return f->result;
+  }
+
+  /// Asynchronous flush of `req` with faults.
+  ///
+  /// Effects, by the chosen fault:
+  ///  - none: the inner provider's result, unchanged;
+  ///  - `fail_before`: `flush_result::done(status)`, inner provider not called,
+  ///    `req` untouched (the caller completes it);
+  ///  - `fail_after`: the inner provider flushes; a synchronous answer becomes
+  ///    `done(status)`; an asynchronous one completes `req` with the fault's
+  ///    status instead of the provider's, when the provider completes it;
+  ///  - `delay`: returns `async(req)` at once; when a timer on
+  ///    `fault_options::executor` expires (at least the duration later) the
+  ///    inner provider is called on that executor's thread and its answer
+  ///    completes `req`;
+  ///  - `hang`: returns `async(req)` and parks `req` until released.
+  /// Completion signature `void(flushkit::status)` via `request::complete`;
+  /// it runs on the inner provider's completion thread, the timer's executor,
+  /// or the thread calling `release_*`. Ordering: none added beyond the inner
+  /// provider's; delayed or parked requests may overtake one another.
+  /// Durability: exactly the inner provider's; a failed call says nothing.
+  /// Allocation: none.
+  flush_result flush(request& req) requires has_async_flush {
+    fault* f = choose();
+    if (f == nullptr) return provider_.flush(req);
+    switch (f->kind) {
+    case fault_kind::fail_before:
+      return flush_result::done(f->result);
+    case fault_kind::fail_after:
+      return flush_then_override(req, *f);
+    case fault_kind::delay:
+      return start_delay(req, *f);
+    case fault_kind::hang:
+      return park(req);
+    }
+    return flush_result::done(f->result);
+  }
+
+  /// Releases the oldest parked call (asynchronous requests before blocked
+  /// synchronous callers). With success the hung flush goes on: the inner
+  /// provider is called now (for a request, on this thread) and its answer is
+  /// the result. With an error the call fails with it and the inner provider
+  /// is not called. Returns false if nothing was parked.
+  bool release_one(status st = {}) {
+    std::unique_lock lk(mu_);
+    if (!parked_.empty()) {
+      request& req = parked_.front();
+      parked_.pop_front();
+      lk.unlock();
+      resume_request(req, st);
+      return true;
+    }
+    if (sync_parked_.empty()) return false;
+    wake(sync_parked_.front(), st);
+    sync_parked_.pop_front();
+    return true;
+  }
+
+  /// Releases every parked call as `release_one(st)` would. Returns how many.
+  std::size_t release_all(status st = {}) {
+    request_list taken;
+    std::size_t n = 0;
+    {
+      std::lock_guard lk(mu_);
+      taken.swap(parked_);
+      n = taken.size() + sync_parked_.size();
+      for (sync_waiter& w : sync_parked_) wake(w, st);
+      sync_parked_.clear();
+    }
+    while (!taken.empty()) {
+      request& req = taken.front();
+      taken.pop_front();
+      resume_request(req, st);
+    }
+    return n;
+  }
+
+  /// Blocks until at least `n` calls are parked (for tests that release from
+  /// another thread).
+  void wait_parked(std::size_t n) {
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [&] { return parked_locked() >= n; });
+  }
+
+  std::size_t parked() const {
+    std::lock_guard lk(mu_);
+    return parked_locked();
+  }
+
+  fault_counters counters() const {
+    std::lock_guard lk(mu_);
+    fault_counters c = counters_;
+    c.parked = parked_locked();
+    c.delayed = delayed_;
+    return c;
+  }
+
+private:
+  struct rule {
+    selection when;
+    fault what;
+  };
+  using list_hook =
+      boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>>;
+  struct sync_waiter {
+    list_hook hook;
+    status result{};
+    bool released = false;
+  };
+  using request_list = boost::intrusive::list<
+      request, boost::intrusive::member_hook<request, decltype(request::link_), &request::link_>>;
+  using waiter_list = boost::intrusive::list<
+      sync_waiter, boost::intrusive::member_hook<sync_waiter, list_hook, &sync_waiter::hook>>;
+  using slab_type = detail::handler_slab<256, 1>;
+
+  struct delay_slot {
+    explicit delay_slot(const boost::asio::any_io_executor& ex) : timer(ex) {}
+    boost::asio::steady_timer timer;
+    request* req = nullptr;
+    slab_type slab;
+  };
+  struct timer_handler {
+    fault_injector* self;
+    delay_slot* slot;
+    void operator()(const boost::system::error_code&) const { self->on_timer(*slot); }
+  };
+
+  // Numbers the call and returns the fault of the first matching rule.
+  fault* choose() {
+    std::lock_guard lk(mu_);
+    const std::uint64_t n = ++counters_.calls;
+    fault* chosen = nullptr;
+    for (rule& r : rules_)
+      if (r.when.matches(n, rng_) && chosen == nullptr) chosen = &r.what;
+    if (chosen != nullptr) ++counters_.injected[static_cast<std::size_t>(chosen->kind)];
+    return chosen;
+  }
+
+  std::size_t parked_locked() const noexcept { return parked_.size() + sync_parked_.size(); }
+
+  // --- synchronous hang ---
+
+  status park_caller() {
+    sync_waiter w;
+    std::unique_lock lk(mu_);
+    sync_parked_.push_back(w);
+    cv_.notify_all();
+    cv_.wait(lk, [&] { return w.released; });
+    return w.result;
+  }
+
+  void wake(sync_waiter& w, const status& st) {
+    w.result = st;
+    w.released = true;
+    cv_.notify_all();
+  }
+
+  status resume_caller(const status& st) requires has_sync_flush {
+    return st ? st : provider_.flush();
+  }
+
+  // --- asynchronous faults ---
+
+  static void override_status(void* context, request& req, const status&) noexcept {
+    req.complete(static_cast<fault*>(context)->result);
+  }
+
+  flush_result flush_then_override(request& req, fault& f) {
+    req.intercept_completion(&fault_injector::override_status, &f);
+    flush_result r = provider_.flush(req);
+    if (r.is_async()) return r;
+    req.cancel_interception();
+    return flush_result::done(f.result);
+  }
+
+  flush_result park(request& req) {
+    std::lock_guard lk(mu_);
+    parked_.push_back(req);
+    cv_.notify_all();
+    return flush_result::async(req);
+  }
+
+  flush_result start_delay(request& req, fault& f) {
+    if (slots_.empty()) return provider_.flush(req); // misconfigured; asserted in add_rule
+    std::lock_guard lk(mu_);
+    ++delayed_;
+    for (delay_slot& s : slots_)
+      if (s.req == nullptr) {
+        arm(s, req, f.duration);
+        return flush_result::async(req);
+      }
+    req.work.set(nullptr,
+                 &f); // the injector owns req: its work item carries the fault while it waits
+    delay_waiting_.push_back(req);
+    return flush_result::async(req);
+  }
+
+  // Called with the lock held.
+  void arm(delay_slot& s, request& req, std::chrono::nanoseconds d) {
+    s.req = &req;
+    s.timer.expires_after(d);
+    s.timer.async_wait(boost::asio::bind_allocator(detail::slab_allocator<void, slab_type>(s.slab),
+                                                   timer_handler{this, &s}));
+  }
+
+  void on_timer(delay_slot& s) {
+    request* due = nullptr;
+    {
+      std::lock_guard lk(mu_);
+      due = std::exchange(s.req, nullptr);
+      --delayed_;
+      if (!delay_waiting_.empty()) {
+        request& next = delay_waiting_.front();
+        delay_waiting_.pop_front();
+        arm(s, next, static_cast<fault*>(next.work.context())->duration);
+      }
+    }
+    forward(*due);
+  }
+
+  // The injector owns `req`: hand it to the inner provider and complete it
+  // with a synchronous answer.
+  void forward(request& req) {
+    const flush_result r = provider_.flush(req);
+    if (!r.is_async()) req.complete(r.sync_status());
+  }
+
+  // A released request: success lets the flush go on, an error completes it.
+  void resume_request(request& req, const status& st) {
+    if constexpr (has_async_flush)
+      if (!st) return forward(req);
+    req.complete(st);
+  }
+
+  Provider provider_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::mt19937_64 rng_;
+  std::deque<rule> rules_;       // deque: a fault's address stays valid while rules are added
+  std::deque<delay_slot> slots_; // fixed after construction
+  request_list parked_;          // hung requests, oldest first
+  request_list delay_waiting_;   // delayed requests waiting for a free timer
+  waiter_list sync_parked_;      // hung synchronous callers, oldest first
+  std::size_t delayed_ = 0;
+  fault_counters counters_;
+};
+
+} // namespace flushkit::testing
