@@ -1,0 +1,245 @@
+#include <flushkit/testing/crash_checker.hpp>
+
+#include <flushkit/core/region.hpp>
+#include <flushkit/pmem/pmem_device.hpp>
+#include <flushkit/testing/volatile_cache.hpp>
+
+#include <boost/asio/io_context.hpp>
+
+#include <doctest/doctest.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <ostream> // doctest prints a status through operator<<
+#include <string>
+#include <vector>
+
+namespace ft = flushkit::testing;
+using flushkit::req_flags;
+using flushkit::req_op;
+
+namespace {
+
+// The op alphabet of the exhaustive runs: overlapping writes with every flag
+// combination, one crossing a 4 KiB page, and an empty flush.
+const std::array<ft::crash_op, 5> alphabet{
+    ft::crash_op::write(0, 100),
+    ft::crash_op::write(40, 100, req_flags::fua),
+    ft::crash_op::write(4000, 200, req_flags::preflush),
+    ft::crash_op::write(60, 8, req_flags::preflush | req_flags::fua),
+    ft::crash_op::flush(),
+};
+
+// Boundaries the checker must visit for a workload on a synchronous device
+// over volatile_cache, derived from pmem_device's documented submit order:
+// before submit + completion per op, a noted write per data write, an
+// issue/complete pair per provider flush (PREFLUSH, FUA), one at the end, and
+// the removal flush's pair.
+std::size_t planned_boundaries(const std::vector<ft::crash_op>& w) {
+  std::size_t n = 1 + 2;
+  for (const ft::crash_op& op : w) {
+    n += 2;
+    if (has(op.flags, req_flags::preflush)) n += 2;
+    if (op.kind == req_op::write && op.length != 0) n += has(op.flags, req_flags::fua) ? 3U : 1U;
+  }
+  return n;
+}
+
+// Every workload of length 1..3 over the alphabet, and every one of length 4
+// whose index is a multiple of `stride4` (1: all 625).
+std::vector<std::vector<ft::crash_op>> small_workloads(std::size_t stride4) {
+  std::vector<std::vector<ft::crash_op>> out;
+  for (std::size_t len = 1; len <= 4; ++len) {
+    std::size_t total = 1;
+    for (std::size_t i = 0; i < len; ++i) total *= alphabet.size();
+    for (std::size_t code = 0; code < total; code += (len == 4 ? stride4 : 1)) {
+      std::vector<ft::crash_op> w;
+      for (std::size_t i = 0, c = code; i < len; ++i, c /= alphabet.size()) w.push_back(alphabet[c % alphabet.size()]);
+      out.push_back(w);
+    }
+  }
+  return out;
+}
+
+void print_examples(const ft::crash_report& r) {
+  for (const ft::crash_violation& v : r.examples) MESSAGE(v.to_string());
+}
+
+// A broken provider: acknowledges every flush without making anything durable.
+struct lying_cache {
+  ft::volatile_cache* cache;
+  void note_dirty(const void* p, std::size_t n) { cache->note_dirty(p, n); }
+  flushkit::status flush() { return {}; }
+};
+struct lying_under_test {
+  flushkit::pmem::pmem_device<flushkit::region<lying_cache>> operator()(ft::volatile_cache& c) const {
+    return flushkit::pmem::pmem_device<flushkit::region<lying_cache>>(c.medium(), {}, lying_cache{&c});
+  }
+};
+
+// A broken provider: flushes only writes older than the previous flush (it
+// acknowledges one flush late).
+struct lagging_cache {
+  ft::volatile_cache* cache;
+  ft::volatile_cache::flush_ticket last = 0;
+  void note_dirty(const void* p, std::size_t n) { cache->note_dirty(p, n); }
+  flushkit::status flush() {
+    const auto prev = last;
+    last = cache->issue_flush();
+    return cache->complete_flush(prev);
+  }
+};
+struct lagging_under_test {
+  flushkit::pmem::pmem_device<flushkit::region<lagging_cache>> operator()(ft::volatile_cache& c) const {
+    return flushkit::pmem::pmem_device<flushkit::region<lagging_cache>>(c.medium(), {}, lagging_cache{&c, 0});
+  }
+};
+
+// An asynchronous device under test: pmem_device over async_volatile_cache,
+// driven on the checker's thread by poll_one.
+struct async_pmem {
+  explicit async_pmem(ft::volatile_cache& c) : provider(c, io.get_executor()), dev(c.medium(), {}, provider) {}
+  void submit(flushkit::request& r) { dev.submit(r); }
+  std::size_t poll_one() {
+    if (io.stopped()) io.restart();
+    return io.poll_one();
+  }
+  boost::asio::io_context io;
+  ft::async_volatile_cache<> provider;
+  flushkit::pmem::pmem_device<flushkit::region<ft::async_volatile_cache<>&>> dev;
+};
+struct async_under_test {
+  async_pmem operator()(ft::volatile_cache& c) const { return async_pmem(c); }
+};
+
+template <class Factory> ft::crash_report run_small(ft::crash_checker<Factory>& checker, std::size_t stride4,
+                                                    std::size_t& planned_points) {
+  ft::crash_report total;
+  planned_points = 0;
+  for (const auto& w : small_workloads(stride4)) {
+    planned_points += planned_boundaries(w);
+    total += checker.run_exhaustive(w);
+  }
+  return total;
+}
+
+} // namespace
+
+TEST_SUITE("testing/crash_checker") {
+
+TEST_CASE("every crash point of every small workload recovers a consistent image") {
+  ft::crash_checker<> checker;
+  std::size_t planned_points = 0;
+  const ft::crash_report r = run_small(checker, 1, planned_points);
+  const std::size_t planned_workloads = 5 + 25 + 125 + 625;
+  MESSAGE("exhaustive: workloads " << r.workloads << ", crash points " << r.crash_points << ", crash states "
+                                   << r.crash_states << ", violations " << r.violations);
+  print_examples(r);
+  CHECK(r.workloads == planned_workloads);
+  CHECK(r.crash_points == planned_points);
+  CHECK(r.crash_states > r.crash_points); // more than drop_all where writes were pending
+  CHECK(r.violations == 0);
+}
+
+TEST_CASE("ten thousand seeded random crash trials find no violation") {
+  ft::crash_checker<> checker;
+  const ft::crash_report r = checker.run_random(1, 10'000);
+  MESSAGE("random: trials " << r.random_trials << ", crash states " << r.crash_states << ", violations "
+                            << r.violations);
+  print_examples(r);
+  CHECK(r.random_trials == 10'000);
+  CHECK(r.crash_states == 10'000);
+  CHECK(r.violations == 0);
+}
+
+TEST_CASE("random workloads have the configured lengths and replay from their seed") {
+  const ft::crash_checker_options opts;
+  for (std::uint64_t seed = 0; seed < 200; ++seed) {
+    const auto w = ft::crash_checker<>::random_workload(seed, opts);
+    CHECK(w.size() >= opts.min_random_ops);
+    CHECK(w.size() <= opts.max_random_ops);
+    const auto again = ft::crash_checker<>::random_workload(seed, opts);
+    REQUIRE(again.size() == w.size());
+    for (std::size_t i = 0; i < w.size(); ++i) {
+      CHECK(again[i].offset == w[i].offset);
+      CHECK(again[i].length == w[i].length);
+      CHECK(again[i].flags == w[i].flags);
+      CHECK(w[i].offset + w[i].length <= opts.medium_size);
+    }
+  }
+}
+
+TEST_CASE("an asynchronous device is checked at the same boundaries") {
+  ft::crash_checker<async_under_test> checker;
+  std::size_t planned_points = 0;
+  const ft::crash_report r = run_small(checker, 25, planned_points);
+  const ft::crash_report rr = checker.run_random(500, 1'000);
+  MESSAGE("async exhaustive: crash points " << r.crash_points << ", crash states " << r.crash_states
+                                            << ", violations " << r.violations << "; random trials "
+                                            << rr.random_trials << ", violations " << rr.violations);
+  print_examples(r);
+  print_examples(rr);
+  CHECK(r.crash_points == planned_points);
+  CHECK(r.violations == 0);
+  CHECK(rr.random_trials == 1'000);
+  CHECK(rr.violations == 0);
+}
+
+TEST_CASE("a provider that acknowledges flushes without flushing is caught and the failure replays") {
+  ft::crash_checker<lying_under_test> checker;
+  std::size_t planned_points = 0;
+  const ft::crash_report r = run_small(checker, 25, planned_points);
+  const ft::crash_report rr = checker.run_random(1, 1'000);
+  MESSAGE("lying provider: exhaustive violations " << r.violations << ", random violations " << rr.violations);
+  CHECK(r.violations > 0);
+  CHECK(rr.violations > 0);
+  REQUIRE_FALSE(rr.examples.empty());
+  const ft::crash_violation& v = rr.examples.front();
+  CHECK(v.kind == ft::violation_kind::lost_durable_write);
+  const ft::crash_report replay = checker.run_random_trial(v.seed);
+  REQUIRE(replay.violations == 1);
+  CHECK(replay.examples.front().crash_point == v.crash_point);
+  CHECK(replay.examples.front().offset == v.offset);
+
+  // A single FUA write: caught at its completion with drop_all.
+  const std::vector<ft::crash_op> one{ft::crash_op::write(0, 16, req_flags::fua)};
+  const ft::crash_report single = checker.run_exhaustive(one);
+  REQUIRE(single.violations > 0);
+  const ft::crash_violation& s = single.examples.front();
+  CHECK(s.boundary == ft::boundary_kind::completed);
+  CHECK(checker.check_at(one, s.crash_point, s.policy).violations == 1);
+}
+
+TEST_CASE("a provider that acknowledges one flush late is caught") {
+  ft::crash_checker<lagging_under_test> checker;
+  const std::vector<ft::crash_op> w{ft::crash_op::write(0, 32), ft::crash_op::flush()};
+  const ft::crash_report r = checker.run_exhaustive(w);
+  CHECK(r.violations > 0);
+  const ft::crash_report rr = checker.run_random(1, 500);
+  CHECK(rr.violations > 0);
+}
+
+TEST_CASE("each crash point gets every finite policy and the seeded ones") {
+  // Two plain writes, pending counts at the 9 boundaries: before 0 (0), noted
+  // 0 (1), completed 0 (1), before 1 (1), noted 1 (2), completed 1 (2),
+  // removal flush issued (2), completed (0), end (0). Per point: drop_all, the
+  // 2^p - 1 subsets oldest first, those of >= 2 writes newest first, and 2
+  // seeds x (random_subset + 4 torn units) when p > 0.
+  ft::crash_checker<> checker;
+  const std::vector<ft::crash_op> w{ft::crash_op::write(0, 100), ft::crash_op::write(40, 100)};
+  const ft::crash_report r = checker.run_exhaustive(w);
+  const std::size_t p1 = 1 + 1 + 0 + 10, p2 = 1 + 3 + 1 + 10;
+  CHECK(r.crash_points == 9);
+  CHECK(r.crash_states == 3 * 1 + 3 * p1 + 3 * p2);
+  CHECK(r.violations == 0);
+}
+
+TEST_CASE("the same provider without the lie passes the same workload") {
+  ft::crash_checker<> checker;
+  const std::vector<ft::crash_op> w{ft::crash_op::write(0, 32), ft::crash_op::flush()};
+  CHECK(checker.run_exhaustive(w).violations == 0);
+  CHECK(checker.check_at(w, 7, ft::crash_policy::drop_all()).crash_states == 1);
+}
+
+} // TEST_SUITE
