@@ -1,0 +1,160 @@
+// bench/main.cpp - flushkit-bench: scenarios, sweeps, and the run loop.
+//
+// Every model runs under the same durability contract (an ack means the
+// 4 KiB write is durable, or, in `overhead`, that the no-op provider's flush
+// finished). See docs/performance.md for the models and how to read results.
+#include "harness.hpp"
+#include "model.hpp"
+#include "options.hpp"
+#include "report.hpp"
+#include "system_info.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include <unistd.h>
+
+namespace fb = flushkit::bench;
+
+namespace {
+
+struct scenario_info {
+  std::string_view name;
+  std::vector<std::size_t> sweep;
+  bool needs_file;
+  std::uint64_t sample_mask; // see run_params::sample_mask
+};
+
+const std::vector<scenario_info>& scenarios() {
+  static const std::vector<scenario_info> all = {
+      {"overhead", {1, 16, 64}, false, 15},
+      {"submit", {1, 16}, true, 0},
+      {"durable", {1, 4, 16, 64}, true, 0},
+      {"virtio", {1, 16, 64}, true, 0},
+  };
+  return all;
+}
+
+constexpr std::uint64_t anonymous_bytes = 256 * fb::block_size; // overhead: stays in cache
+constexpr std::uint64_t file_bytes = 64u << 20;                  // submit, durable: 16384 blocks
+
+/// The bench file, created the first time a scenario needs it.
+class medium_source {
+public:
+  explicit medium_source(const fb::options& o) : requested_(o.file) {}
+  const fb::bench_file& file() {
+    if (!file_) file_ = std::make_unique<fb::bench_file>(requested_, file_bytes);
+    return *file_;
+  }
+
+private:
+  std::string requested_;
+  std::unique_ptr<fb::bench_file> file_;
+};
+
+std::vector<std::size_t> sweep_for(const fb::model_info& m, const scenario_info& s, const fb::options& o) {
+  std::vector<std::size_t> points = o.inflight.empty() ? s.sweep : o.inflight;
+  if (m.max_inflight != 0)
+    for (std::size_t& n : points) n = std::min(n, m.max_inflight);
+  points.erase(std::unique(points.begin(), points.end()), points.end());
+  return points;
+}
+
+struct scenario_run {
+  const scenario_info& scenario;
+  const fb::options& opts;
+  const fb::reporter& out;
+  fb::run_context ctx;
+  fb::bench_env env;
+  std::unique_ptr<fb::device_flush_counter> device;
+  int failures = 0;
+};
+
+void run_point(scenario_run& s, const fb::model_info& m, std::size_t inflight) {
+  s.env.inflight = inflight;
+  fb::run_params p;
+  p.scenario = std::string(s.scenario.name);
+  p.model = std::string(m.name);
+  p.inflight = inflight;
+  p.seconds = s.opts.seconds;
+  p.warmup = s.opts.warmup;
+  p.blocks = s.env.medium_bytes / fb::block_size;
+  p.blocking = m.blocking;
+  p.sample_mask = s.scenario.sample_mask;
+  p.progress = ::isatty(STDERR_FILENO) != 0;
+  if (s.device && s.device->available()) {
+    p.device_flushes = &fb::device_flush_counter::read_fn;
+    p.device_context = s.device.get();
+  }
+  std::unique_ptr<fb::workload> w = m.make(s.env);
+  const fb::run_result r = fb::run_closed_loop(*w, p);
+  w.reset(); // joins the model's threads before the result is printed
+  if (r.errors != 0) ++s.failures;
+  s.out.result(r, s.ctx);
+}
+
+void run_model(scenario_run& s, const fb::model_info& m) {
+  if (m.unavailable != nullptr)
+    if (const char* why = m.unavailable()) return s.out.skipped(s.scenario.name, m.name, why);
+  for (const std::size_t n : sweep_for(m, s.scenario, s.opts)) {
+    try {
+      run_point(s, m, n);
+    } catch (const std::exception& e) {
+      s.out.skipped(s.scenario.name, m.name, e.what());
+      ++s.failures;
+      return;
+    }
+  }
+}
+
+int run_scenario(const scenario_info& sc, const fb::options& o, const fb::model_registry& reg, medium_source& media,
+                 const fb::reporter& out, const fb::machine_info& machine) {
+  std::vector<const fb::model_info*> models;
+  for (const fb::model_info& m : reg)
+    if (m.scenario == sc.name) models.push_back(&m);
+  if (models.empty()) {
+    std::fprintf(o.json ? stderr : stdout, "%s%.*s models: not built yet\n", o.json ? "" : "\n",
+                 static_cast<int>(sc.name.size()), sc.name.data());
+    return 0;
+  }
+  scenario_run s{sc, o, out, {}, {}, nullptr};
+  s.ctx.machine = machine;
+  s.env.medium_bytes = anonymous_bytes;
+  if (sc.needs_file) {
+    const fb::bench_file& f = media.file();
+    s.env.file_path = s.ctx.file = f.path();
+    s.env.medium_bytes = f.size();
+    s.ctx.fs_type = fb::fs_type_of(f.path());
+    s.device = std::make_unique<fb::device_flush_counter>(f.path());
+  }
+  out.scenario(sc.name, s.ctx);
+  for (const fb::model_info* m : models) run_model(s, *m);
+  return s.failures;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  int exit_code = 0;
+  const auto opts = fb::parse_options(argc, argv, exit_code);
+  if (!opts) return exit_code;
+  try {
+    const fb::reporter out(stdout, opts->json);
+    const fb::machine_info machine = fb::describe_machine();
+    out.machine(machine);
+    const fb::model_registry reg = fb::all_models();
+    medium_source media(*opts);
+    int failures = 0;
+    for (const scenario_info& sc : scenarios())
+      if (opts->scenario == "all" || opts->scenario == sc.name) failures += run_scenario(sc, *opts, reg, media, out, machine);
+    return failures == 0 ? 0 : 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "flushkit-bench: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,171 @@
+// bench/stacks.hpp - provider stacks under a pmem_device, and the workload
+// that drives a device with FUA writes.
+//
+// A stack owns the providers (and their threads) that a device's region
+// refers to: `top()` is what the region calls, `flushes()` counts the flush
+// calls that reached the medium, `quiesce()` joins the stack's threads once
+// no request is in flight (before anything is destroyed).
+#pragma once
+
+#include "harness.hpp"
+#include "model.hpp"
+
+#include <flushkit/coalesce/coalescer.hpp>
+#include <flushkit/core/flush_result.hpp>
+#include <flushkit/core/region.hpp>
+#include <flushkit/core/request.hpp>
+#include <flushkit/exec/ordered_executor.hpp>
+#include <flushkit/pmem/backing.hpp>
+#include <flushkit/pmem/file_sync_provider.hpp>
+#include <flushkit/pmem/pmem_device.hpp>
+#include <flushkit/pmem/volatile_provider.hpp>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/intrusive/list.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <type_traits>
+
+namespace flushkit::bench {
+
+namespace pm = flushkit::pmem;
+using io_executor = boost::asio::io_context::executor_type;
+
+/// Runs an io_context on one thread until `join()`.
+class io_runner {
+public:
+  explicit io_runner(boost::asio::io_context& ctx)
+      : guard_(boost::asio::make_work_guard(ctx)), thread_([&ctx] { ctx.run(); }) {}
+  io_runner(const io_runner&) = delete;
+  io_runner& operator=(const io_runner&) = delete;
+  ~io_runner() { join(); }
+  void join() {
+    guard_.reset();
+    if (thread_.joinable()) thread_.join();
+  }
+
+private:
+  boost::asio::executor_work_guard<io_executor> guard_;
+  std::thread thread_;
+};
+
+/// The innermost (synchronous) provider of a stack, built for `medium`.
+template <class Inner> Inner make_inner(const pm::backing& medium) {
+  if constexpr (std::is_same_v<Inner, pm::file_sync_provider>)
+    return Inner(medium, pm::file_sync_mode::fdatasync);
+  else
+    return Inner{};
+}
+
+/// flushkit's asynchronous provider: takes ownership of the request, queues
+/// the request's embedded work item on an ordered_executor, and completes it
+/// with the synchronous `Inner` flush when the item runs (the executor's
+/// thread is the blocking executor). No allocation.
+template <class Inner> class executor_provider {
+public:
+  executor_provider(ordered_executor<io_executor>& ex, Inner& inner) noexcept : ex_(&ex), inner_(&inner) {}
+
+  flush_result flush(request& req) {
+    req.work.set(&executor_provider::run, this);
+    if (const status st = ex_->submit(req.work)) return flush_result::done(st);
+    return flush_result::async(req);
+  }
+
+private:
+  static void run(work_item& item, void* context) {
+    auto* self = static_cast<executor_provider*>(context);
+    const status st = self->inner_->flush();
+    self->ex_->finish(item);
+    request::from_work(item).complete(st);
+  }
+
+  ordered_executor<io_executor>* ex_;
+  Inner* inner_;
+};
+
+/// Synchronous stack: the region calls `Inner` directly inside submit.
+template <class Inner> struct sync_stack {
+  using top_type = Inner;
+  explicit sync_stack(const pm::backing& medium) : inner(make_inner<Inner>(medium)) {}
+  top_type& top() noexcept { return inner; }
+  std::uint64_t flushes() const noexcept { return inner.flushes(); }
+  void quiesce() noexcept {}
+  Inner inner;
+};
+
+/// flushkit: `Inner` behind executor_provider on one io_context thread.
+template <class Inner> struct async_stack {
+  using top_type = executor_provider<Inner>;
+  explicit async_stack(const pm::backing& medium) : inner(make_inner<Inner>(medium)) {}
+  top_type& top() noexcept { return provider; }
+  std::uint64_t flushes() const noexcept { return inner.flushes(); }
+  void quiesce() { runner.join(); }
+
+  Inner inner;
+  boost::asio::io_context ctx{1};
+  ordered_executor<io_executor> ex{ctx.get_executor()};
+  executor_provider<Inner> provider{ex, inner};
+  io_runner runner{ctx};
+};
+
+/// flushkit-coalesce: a coalescer in front of the async stack.
+template <class Inner> struct coalesced_stack {
+  using top_type = coalescer<executor_provider<Inner>&>;
+  explicit coalesced_stack(const pm::backing& medium) : base(medium) {}
+  top_type& top() noexcept { return group; }
+  std::uint64_t flushes() const noexcept { return base.flushes(); }
+  void quiesce() { base.quiesce(); }
+
+  async_stack<Inner> base;
+  top_type group{base.top()};
+};
+
+/// Opens the medium a device writes to: the bench file, or anonymous memory
+/// (pre-touched so page faults stay out of the measurement).
+inline pm::backing open_medium(const bench_env& env) {
+  if (env.file_path.empty()) {
+    auto b = pm::backing::anonymous(static_cast<std::size_t>(env.medium_bytes));
+    if (!b) throw std::runtime_error("anonymous backing: " + b.error().message());
+    std::memset(b->data(), 0x5a, b->size());
+    return std::move(*b);
+  }
+  pm::file_options opts;
+  opts.size = static_cast<std::size_t>(env.medium_bytes);
+  opts.create = false;
+  auto b = pm::backing::file(env.file_path.c_str(), opts);
+  if (!b) throw std::runtime_error("file backing " + env.file_path + ": " + b.error().message());
+  return std::move(*b);
+}
+
+/// FUA writes through `pmem_device<region<Stack::top_type&>>`.
+template <class Stack> class device_workload final : public workload {
+public:
+  explicit device_workload(const bench_env& env)
+      : medium_(open_medium(env)), stack_(medium_), dev_(medium_.bytes(), pm::device_options{}, stack_.top()) {}
+  ~device_workload() override { stack_.quiesce(); }
+
+  void submit(op& o) override {
+    o.prepare_fua_write();
+    dev_.submit(o.req);
+  }
+  std::uint64_t flushes() const override { return stack_.flushes(); }
+
+private:
+  pm::backing medium_;
+  Stack stack_;
+  pm::pmem_device<flushkit::region<typename Stack::top_type&>> dev_;
+};
+
+template <class Stack> std::unique_ptr<workload> make_device_workload(const bench_env& env) {
+  return std::make_unique<device_workload<Stack>>(env);
+}
+
+} // namespace flushkit::bench
