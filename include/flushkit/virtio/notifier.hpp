@@ -39,14 +39,14 @@ public:
   void notify() {
     if (pending_.exchange(true, std::memory_order_acq_rel)) return;
     boost::asio::post(ex_, boost::asio::bind_allocator(
-                               detail::slab_allocator<void, slab_type>(slab_), handler{this}));
+                               flushkit::detail::slab_allocator<void, slab_type>(slab_), handler{this}));
   }
 
   /// Notifications delivered so far (merged ones count once).
   std::uint64_t delivered() const noexcept { return delivered_.load(std::memory_order_relaxed); }
 
 private:
-  using slab_type = detail::handler_slab<128, 2>;
+  using slab_type = flushkit::detail::handler_slab<128, 2>;
   struct handler {
     inproc_notifier* self;
     void operator()() const {
