@@ -11,6 +11,7 @@
 #include "model.hpp"
 
 #include <flushkit/coalesce/coalescer.hpp>
+#include <flushkit/core/completion.hpp>
 #include <flushkit/core/flush_result.hpp>
 #include <flushkit/core/region.hpp>
 #include <flushkit/core/request.hpp>
@@ -22,6 +23,7 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/intrusive/list.hpp>
 
 #include <atomic>
@@ -29,6 +31,7 @@
 #include <cstdint>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -55,6 +58,20 @@ public:
 private:
   boost::asio::executor_work_guard<io_executor> guard_;
   std::thread thread_;
+};
+
+/// The thread a storage engine submits from and wants its completions on
+/// (its event loop). Every asynchronous model is driven from here, so every
+/// model pays for getting the completion back to the submitter.
+struct app_thread {
+  boost::asio::io_context ctx{1};
+  io_runner runner{ctx};
+};
+
+/// Where an asynchronous stack's ordered executor runs.
+enum class placement {
+  app,        ///< on the submitter's own event loop (a non-blocking provider needs no thread)
+  own_thread, ///< on a thread of its own (a provider that blocks, such as fdatasync)
 };
 
 /// The innermost (synchronous) provider of a stack, built for `medium`.
@@ -91,35 +108,45 @@ private:
   Inner* inner_;
 };
 
-/// Synchronous stack: the region calls `Inner` directly inside submit.
+/// Synchronous stack: the region calls `Inner` directly inside submit, on
+/// the submitting thread (one thread per request in flight).
 template <class Inner> struct sync_stack {
   using top_type = Inner;
-  explicit sync_stack(const pm::backing& medium) : inner(make_inner<Inner>(medium)) {}
+  static constexpr bool completes_on_app = false;
+  sync_stack(const pm::backing& medium, app_thread&) : inner(make_inner<Inner>(medium)) {}
   top_type& top() noexcept { return inner; }
   std::uint64_t flushes() const noexcept { return inner.flushes(); }
   void quiesce() noexcept {}
   Inner inner;
 };
 
-/// flushkit: `Inner` behind executor_provider on one io_context thread.
-template <class Inner> struct async_stack {
+/// flushkit: `Inner` behind executor_provider, its ordered executor placed
+/// on the submitter's event loop or on a thread of its own.
+template <class Inner, placement Where = placement::own_thread> struct async_stack {
   using top_type = executor_provider<Inner>;
-  explicit async_stack(const pm::backing& medium) : inner(make_inner<Inner>(medium)) {}
+  static constexpr bool completes_on_app = true;
+  async_stack(const pm::backing& medium, app_thread& app)
+      : inner(make_inner<Inner>(medium)), ex(Where == placement::app ? app.ctx.get_executor() : ctx.get_executor()) {
+    if (Where == placement::own_thread) runner.emplace(ctx);
+  }
   top_type& top() noexcept { return provider; }
   std::uint64_t flushes() const noexcept { return inner.flushes(); }
-  void quiesce() { runner.join(); }
+  void quiesce() {
+    if (runner) runner->join();
+  }
 
   Inner inner;
   boost::asio::io_context ctx{1};
-  ordered_executor<io_executor> ex{ctx.get_executor()};
+  ordered_executor<io_executor> ex;
   executor_provider<Inner> provider{ex, inner};
-  io_runner runner{ctx};
+  std::optional<io_runner> runner;
 };
 
 /// flushkit-coalesce: a coalescer in front of the async stack.
 template <class Inner> struct coalesced_stack {
   using top_type = coalescer<executor_provider<Inner>&>;
-  explicit coalesced_stack(const pm::backing& medium) : base(medium) {}
+  static constexpr bool completes_on_app = true;
+  coalesced_stack(const pm::backing& medium, app_thread& app) : base(medium, app) {}
   top_type& top() noexcept { return group; }
   std::uint64_t flushes() const noexcept { return base.flushes(); }
   void quiesce() { base.quiesce(); }
@@ -146,19 +173,40 @@ inline pm::backing open_medium(const bench_env& env) {
 }
 
 /// FUA writes through `pmem_device<region<Stack::top_type&>>`.
+///
+/// Asynchronous stacks are driven from an application event loop: a write is
+/// submitted there, and its completion is delivered back there with
+/// `flushkit::async_wait` before the harness re-issues the slot, whatever
+/// thread completed the request. Synchronous stacks complete inline.
 template <class Stack> class device_workload final : public workload {
 public:
   explicit device_workload(const bench_env& env)
-      : medium_(open_medium(env)), stack_(medium_), dev_(medium_.bytes(), pm::device_options{}, stack_.top()) {}
-  ~device_workload() override { stack_.quiesce(); }
+      : medium_(open_medium(env)), stack_(medium_, app_), dev_(medium_.bytes(), pm::device_options{}, stack_.top()) {}
+  ~device_workload() override {
+    stack_.quiesce();
+    app_.runner.join();
+  }
 
   void submit(op& o) override {
-    o.prepare_fua_write();
+    if constexpr (Stack::completes_on_app) {
+      if (!app_.ctx.get_executor().running_in_this_thread())
+        return boost::asio::post(app_.ctx, [this, &o] { submit(o); }); // first issue of a slot only
+      o.req.prepare(req_op::write, o.offset, {&o.seg, 1}, req_flags::fua);
+      flushkit::async_wait(o.req, app_.ctx.get_executor(), completion{&o});
+    } else {
+      o.prepare_fua_write();
+    }
     dev_.submit(o.req);
   }
   std::uint64_t flushes() const override { return stack_.flushes(); }
 
 private:
+  struct completion {
+    op* slot;
+    void operator()(const status& st) const { slot->done(st); }
+  };
+
+  app_thread app_;
   pm::backing medium_;
   Stack stack_;
   pm::pmem_device<flushkit::region<typename Stack::top_type&>> dev_;
