@@ -1,0 +1,124 @@
+// flushkit/virtio/eventfd_listener.hpp - waits on an eventfd inside an Asio event loop and calls a target per wake-up.
+#pragma once
+
+#include <flushkit/core/status.hpp>
+#include <flushkit/detail/assert.hpp>
+#include <flushkit/detail/handler_slab.hpp>
+
+#include <boost/asio/bind_allocator.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/basic_stream_descriptor.hpp>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <system_error>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace flushkit::virtio {
+
+/// The receiving end of an `eventfd_notifier`: an eventfd registered with an
+/// Asio event loop (`posix::basic_stream_descriptor<Executor>`), read 8 bytes
+/// at a time. Each successful read (one or more notifications merged into
+/// the counter) calls `target(context)` on `Executor`, then the read is armed
+/// again. Typical targets: `pmem_host::kick_entry` (device side: the guest
+/// kicked) or the driver's interrupt handler (guest side).
+///
+/// Completion: `target` runs on the listener's executor, never inline in
+/// `start()`. Ordering: one call per read; a notification written while the
+/// target runs causes another call (the counter is re-read after re-arming),
+/// so none is lost. Allocation: the read operation is allocated from a block
+/// embedded in the listener (`handler_fallbacks()` counts any that did not
+/// fit, expected 0); `open` may allocate (Asio registers the descriptor).
+/// Threading: `open`, `start`, `stop` and the destructor run on the
+/// executor's thread (or while the event loop is not running).
+/// Shutdown: `stop()` cancels and closes; the pending read then completes
+/// with operation_aborted on the event loop and is not re-armed. Destroy the
+/// listener before its io_context and only when `armed()` is false (after
+/// `stop()`, run the loop until the aborted read has been delivered).
+template <class Executor = boost::asio::io_context::executor_type> class eventfd_listener {
+public:
+  using target_fn = void (*)(void* context);
+
+  eventfd_listener(const Executor& ex, target_fn fn, void* context) : sd_(ex), fn_(fn), context_(context) {}
+  eventfd_listener(const eventfd_listener&) = delete;
+  eventfd_listener& operator=(const eventfd_listener&) = delete;
+  ~eventfd_listener() { FLUSHKIT_ASSERT(!armed_, "eventfd_listener destroyed with a read pending; stop() and run the loop first"); }
+
+  /// Effects: registers a duplicate of `efd` (the caller keeps its own).
+  /// Errors: the system error of dup or of the registration; invalid_request
+  /// when already open.
+  status open(int efd) {
+    if (sd_.is_open()) return errc::invalid_request;
+    const int fd = ::fcntl(efd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) return {errno, std::generic_category()};
+    boost::system::error_code ec;
+    sd_.assign(fd, ec);
+    if (ec) {
+      ::close(fd);
+      return {ec.value(), std::generic_category()};
+    }
+    stopping_ = false;
+    return {};
+  }
+
+  /// Effects: arms the first read (no effect when not open, stopping or armed).
+  void start() {
+    if (sd_.is_open() && !stopping_ && !armed_) arm();
+  }
+
+  /// Effects: stops listening: cancels the pending read and closes the
+  /// descriptor. The target is not called again.
+  void stop() {
+    stopping_ = true;
+    boost::system::error_code ignored;
+    sd_.close(ignored);
+  }
+
+  bool armed() const noexcept { return armed_; }
+  bool is_open() const noexcept { return sd_.is_open(); }
+  /// Target calls so far.
+  std::uint64_t wakeups() const noexcept { return wakeups_; }
+  /// Sum of the counter values read (notifications received, merged or not).
+  std::uint64_t notifications() const noexcept { return notifications_; }
+  std::size_t handler_fallbacks() const noexcept { return slab_.fallbacks(); }
+
+private:
+  using slab_type = flushkit::detail::handler_slab<256, 1>;
+
+  struct read_handler {
+    eventfd_listener* self;
+    void operator()(const boost::system::error_code& ec, std::size_t n) const { self->on_read(ec, n); }
+  };
+
+  void arm() {
+    armed_ = true;
+    sd_.async_read_some(boost::asio::buffer(&value_, sizeof value_),
+                        boost::asio::bind_allocator(flushkit::detail::slab_allocator<void, slab_type>(slab_),
+                                                    read_handler{this}));
+  }
+
+  void on_read(const boost::system::error_code& ec, std::size_t n) {
+    armed_ = false;
+    if (ec || stopping_ || n != sizeof value_) return;
+    ++wakeups_;
+    notifications_ += value_;
+    fn_(context_);
+    if (!stopping_ && sd_.is_open()) arm();
+  }
+
+  boost::asio::posix::basic_stream_descriptor<Executor> sd_;
+  target_fn fn_;
+  void* context_;
+  std::uint64_t value_ = 0;
+  bool armed_ = false;
+  bool stopping_ = false;
+  std::uint64_t wakeups_ = 0;
+  std::uint64_t notifications_ = 0;
+  slab_type slab_;
+};
+
+} // namespace flushkit::virtio
