@@ -35,6 +35,7 @@ enum class coalesce_error_mode : std::uint8_t {
 /// Construction options of a `coalescer`. There is deliberately no delay
 /// knob: a flush is issued as soon as the previous one finished.
 struct coalescer_options {
+  /// What a failed backend flush does to later requests.
   coalesce_error_mode errors = coalesce_error_mode::per_flush;
 };
 
@@ -113,9 +114,11 @@ public:
   /// True when the request-less `status flush()` is available.
   static constexpr bool has_sync_flush = sync_flush_provider<provider_type>;
 
+  /// A coalescer in front of `p` (moved in, or bound by reference for `Provider = P&`).
   explicit coalescer(Provider p, coalescer_options opts = {})
       : provider_(std::forward<Provider>(p)), opts_(opts) {}
   template <class... Args>
+  /// A coalescer whose provider is constructed in place from `args`.
   explicit coalescer(std::in_place_t, coalescer_options opts, Args&&... args)
       : provider_(std::forward<Args>(args)...), opts_(opts) {}
   coalescer(const coalescer&) = delete;
@@ -124,6 +127,7 @@ public:
     FLUSHKIT_ASSERT(!busy_ && waiting_.empty() && in_flight_.empty(), "coalescer destroyed with requests pending");
   }
 
+  /// The backend provider.
   provider_type& provider() noexcept { return provider_; }
 
   /// Declares that a write's data step has completed.

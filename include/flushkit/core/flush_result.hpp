@@ -20,16 +20,20 @@ namespace flushkit {
 /// allocation as for `flushkit::async_wait`.
 class async_completion {
 public:
+  /// A handle for `req`, which an asynchronous provider has taken ownership of.
   explicit async_completion(request& req) noexcept : req_(&req) {}
 
+  /// The request the provider will complete.
   request& get_request() const noexcept { return *req_; }
 
   template <boost::asio::completion_token_for<completion_signature> Token>
+  /// Effects: `flushkit::async_wait(get_request(), token)`. Completion signature `void(flushkit::status)`.
   auto async_wait(Token&& token) const {
     return flushkit::async_wait(*req_, std::forward<Token>(token));
   }
 
   template <boost::asio::completion_token_for<completion_signature> Token>
+  /// Same as `async_wait(token)`; makes the handle an Asio asynchronous operation (`co_await handle`).
   auto operator()(Token&& token) const {
     return flushkit::async_wait(*req_, std::forward<Token>(token));
   }
@@ -49,6 +53,7 @@ public:
   /// The provider owns completing `req` from now on.
   static flush_result async(request& req) noexcept { return flush_result({}, &req); }
 
+  /// True when the provider took ownership of the request (use `handle()`); false for a synchronous result (use `sync_status()`).
   bool is_async() const noexcept { return async_ != nullptr; }
   /// The synchronous status; success for an asynchronous result.
   const status& sync_status() const noexcept { return status_; }

@@ -32,15 +32,20 @@ template <class Provider = no_provider> class region {
   using provider_type = std::remove_reference_t<Provider>;
 
 public:
+  /// True when the provider is an `async_flush_provider`: `flush(request&)` may return an asynchronous result.
   static constexpr bool is_async = async_flush_provider<provider_type>;
+  /// True when the request-less `status flush()` is available (a synchronous provider, or `no_provider`).
   static constexpr bool has_sync_flush =
       sync_flush_provider<provider_type> || std::same_as<std::remove_cvref_t<Provider>, no_provider>;
 
   region() requires std::default_initializable<Provider> = default;
+  /// A region holding `p` (moved in, or bound by reference for `Provider = P&`).
   explicit region(Provider p) : provider_(std::forward<Provider>(p)) {}
   template <class... Args>
+  /// A region whose provider is constructed in place from `args`.
   explicit region(std::in_place_t, Args&&... args) : provider_(std::forward<Args>(args)...) {}
 
+  /// The provider.
   provider_type& provider() noexcept { return provider_; }
 
   /// Request-less flush: always synchronous. Returns the provider's status

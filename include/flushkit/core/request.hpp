@@ -42,7 +42,9 @@ constexpr bool has(req_flags set, req_flags f) noexcept { return (set & f) != re
 /// One contiguous piece of a request's data, in the shape of `struct iovec`.
 /// For a write the bytes are only read; for a read they are written.
 struct segment {
+  /// Start of the bytes.
   void* base = nullptr;
+  /// Number of bytes.
   std::size_t len = 0;
 };
 
@@ -67,6 +69,7 @@ public:
   using intercept_fn = void (*)(void* context, request& req, const status& st);
 
   request() = default;
+  /// Effects: `prepare(op, offset, segments, flags)`.
   request(req_op op, std::uint64_t offset, std::span<const segment> segments,
           req_flags flags = req_flags::none) noexcept {
     prepare(op, offset, segments, flags);
@@ -91,11 +94,15 @@ public:
     epoch = 0;
   }
 
+  /// What the request does.
   req_op op() const noexcept { return op_; }
+  /// PREFLUSH / FUA flags (after any stripping by the device).
   req_flags flags() const noexcept { return flags_; }
   /// Used by devices that strip PREFLUSH/FUA (no volatile write cache).
   void set_flags(req_flags f) noexcept { flags_ = f; }
+  /// Byte offset on the medium of the first segment.
   std::uint64_t offset() const noexcept { return offset_; }
+  /// The data segments (empty for a flush); the caller owns the memory.
   std::span<const segment> segments() const noexcept { return segments_; }
 
   /// Total number of data bytes over all segments.
@@ -156,6 +163,7 @@ public:
     if (intercept_depth_ > 0) --intercept_depth_;
   }
 
+  /// Deepest nesting of `intercept_completion`.
   static constexpr std::size_t max_interceptions = 4;
 
   /// Low-level waiter installation used by `async_wait`; see completion_slot::arm.

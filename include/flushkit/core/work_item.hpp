@@ -13,9 +13,11 @@ namespace flushkit {
 /// later from any thread; the next item starts only then.
 class work_item {
 public:
+  /// What an item does when the executor starts it; `context` is the pointer given to `set` or the constructor.
   using run_fn = void (*)(work_item& self, void* context);
 
   work_item() = default;
+  /// An item that runs `fn(*this, context)`.
   work_item(run_fn fn, void* context) noexcept : run_(fn), context_(context) {}
   work_item(const work_item&) = delete;
   work_item& operator=(const work_item&) = delete;
@@ -26,11 +28,13 @@ public:
     context_ = context;
   }
 
+  /// The context pointer passed to `run_fn`.
   void* context() const noexcept { return context_; }
 
   /// The object this item is embedded in, if it was constructed with one
   /// (a request sets itself; see `request::from_work`).
   void* owner() const noexcept { return owner_; }
+  /// An item embedded in `owner` (see `owner()`); set its function with `set` before submitting it.
   explicit work_item(void* owner) noexcept : owner_(owner) {}
 
   /// True while the item sits in an executor's queue (not yet started).

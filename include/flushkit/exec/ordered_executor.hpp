@@ -41,9 +41,12 @@ namespace flushkit {
 /// `errc::shutting_down` and then drains. Work is never silently dropped.
 template <class Executor = boost::asio::io_context::executor_type> class ordered_executor {
 public:
+  /// The concrete executor the strand runs on.
   using inner_executor_type = Executor;
+  /// The strand every item runs on.
   using executor_type = boost::asio::strand<Executor>;
 
+  /// An executor whose items run on a new strand over `ex`. Allocates nothing per item afterwards.
   explicit ordered_executor(const Executor& ex) : strand_(ex) {}
   ordered_executor(const ordered_executor&) = delete;
   ordered_executor& operator=(const ordered_executor&) = delete;
@@ -124,10 +127,12 @@ public:
     drain();
   }
 
+  /// True once `shutdown()` began: `submit` now fails with `errc::shutting_down`.
   bool is_shutting_down() const noexcept {
     std::lock_guard lk(mu_);
     return shutting_down_;
   }
+  /// True between `freeze()` and `thaw()`.
   bool is_frozen() const noexcept {
     std::lock_guard lk(mu_);
     return frozen_;
@@ -137,10 +142,12 @@ public:
     std::lock_guard lk(mu_);
     return idle_locked();
   }
+  /// Items accepted by `submit` so far.
   std::size_t submitted() const noexcept {
     std::lock_guard lk(mu_);
     return submitted_;
   }
+  /// Items `finish()`ed so far.
   std::size_t finished() const noexcept {
     std::lock_guard lk(mu_);
     return finished_;

@@ -52,7 +52,9 @@ struct file_options {
 class backing {
 public:
   backing() = default;
+  /// Takes over `o`'s mapping and descriptor; `o` becomes empty.
   backing(backing&& o) noexcept { swap(o); }
+  /// Releases this mapping, then takes over `o`'s; `o` becomes empty.
   backing& operator=(backing&& o) noexcept {
     backing tmp(std::move(o));
     swap(tmp);
@@ -100,15 +102,21 @@ public:
     return map_file(fd, size, opts);
   }
 
+  /// The mapped bytes (the medium of a `pmem_device`); empty when not `valid()`.
   std::span<std::byte> bytes() const noexcept { return {base_, size_}; }
+  /// Start of the mapping, or nullptr.
   std::byte* data() const noexcept { return base_; }
+  /// Bytes mapped.
   std::size_t size() const noexcept { return size_; }
   /// The file descriptor (memfd or file); -1 for anonymous memory.
   int fd() const noexcept { return fd_; }
+  /// Which kind of memory is mapped.
   backing_kind kind() const noexcept { return kind_; }
+  /// How stores to the mapping become durable (decides which provider fits).
   persistence persistence_mode() const noexcept { return persistence_; }
   /// True when the mapping was made with MAP_SYNC.
   bool map_sync() const noexcept { return persistence_ == persistence::map_sync; }
+  /// True while the backing holds a mapping (not default-constructed, moved from or reset).
   bool valid() const noexcept { return base_ != nullptr; }
 
   /// msync(MS_SYNC) of the pages covering [offset, offset + len).
@@ -138,6 +146,7 @@ public:
     fd_ = -1;
   }
 
+  /// The system page size (mapping offsets and msync ranges are rounded to it).
   static std::size_t page_size() noexcept { return static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)); }
 
 private:

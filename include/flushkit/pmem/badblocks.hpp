@@ -21,9 +21,12 @@ namespace flushkit::pmem {
 /// calls the notify callback (the sysfs `badblocks` notification).
 class badblocks {
 public:
+  /// Bytes per sector: every range is in these units.
   static constexpr std::size_t sector_size = 512;
+  /// Called after `clear` removed sectors: `first_sector` and `sectors` are the range passed to `clear`.
   using notify_fn = void (*)(void* context, std::uint64_t first_sector, std::uint64_t sectors);
 
+  /// An empty set that can hold `capacity` disjoint ranges. Allocates the range array (the only allocation).
   explicit badblocks(std::size_t capacity = 64) : ranges_(std::make_unique<range[]>(capacity)), capacity_(capacity) {}
   badblocks(const badblocks&) = delete;
   badblocks& operator=(const badblocks&) = delete;
@@ -82,11 +85,14 @@ public:
     return {};
   }
 
+  /// Number of disjoint bad ranges.
   std::size_t size() const noexcept {
     std::lock_guard lk(mu_);
     return count_;
   }
+  /// True when no sector is known bad.
   bool empty() const noexcept { return size() == 0; }
+  /// Most ranges the set can hold.
   std::size_t capacity() const noexcept { return capacity_; }
 
   /// Total number of bad sectors.

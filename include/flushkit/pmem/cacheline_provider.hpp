@@ -65,9 +65,11 @@ public:
     return {};
   }
 
+  /// The write-back instruction chosen at construction.
   flush_instruction instruction() const noexcept { return insn_; }
   /// Lines written back so far, over all flushes.
   std::uint64_t lines_written_back() const noexcept { return lines_.load(std::memory_order_relaxed); }
+  /// Calls of `flush()` so far.
   std::uint64_t flushes() const noexcept { return flushes_.load(std::memory_order_relaxed); }
   /// Number of ranges currently tracked (at most MaxRanges).
   std::size_t dirty_ranges() const noexcept {

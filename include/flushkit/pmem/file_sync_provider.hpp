@@ -30,15 +30,19 @@ enum class file_sync_mode : std::uint8_t {
 /// backing must outlive the provider. No allocation.
 class file_sync_provider {
 public:
+  /// A provider for `b` (which must outlive it) flushing with `mode`.
   explicit file_sync_provider(const backing& b, file_sync_mode mode = file_sync_mode::fdatasync) noexcept
       : backing_(&b), mode_(mode) {}
 
+  /// Effects: msync(MS_SYNC) of the whole mapping or fdatasync of the file, per `mode()`. Returns: success, or the system error (generic category).
   status flush() noexcept {
     flushes_.fetch_add(1, std::memory_order_relaxed);
     return mode_ == file_sync_mode::msync ? backing_->msync() : backing_->fdatasync();
   }
 
+  /// How `flush()` syncs.
   file_sync_mode mode() const noexcept { return mode_; }
+  /// Calls of `flush()` so far.
   std::uint64_t flushes() const noexcept { return flushes_.load(std::memory_order_relaxed); }
 
 private:

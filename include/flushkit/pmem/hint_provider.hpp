@@ -30,6 +30,7 @@ namespace flushkit::pmem {
 /// write-pending queues. Always succeeds; no allocation; thread-safe.
 class hint_provider {
 public:
+  /// Most DIMMs one provider models.
   static constexpr std::size_t max_dimms = 32;
 
   /// `dimm_hints[i]` is DIMM i's hint word or nullptr. Precondition: at most
@@ -40,6 +41,7 @@ public:
       if (dimm_hints[i] != nullptr && !known(dimm_hints[i])) hints_[unique_++] = dimm_hints[i];
   }
 
+  /// Effects: write-back fence, one store to each unique hint word, full fence. Returns: success.
   status flush() noexcept {
     detail::write_back_fence();
     for (std::size_t i = 0; i < unique_; ++i) *static_cast<volatile std::uint64_t*>(hints_[i]) = 1;

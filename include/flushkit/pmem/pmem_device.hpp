@@ -74,6 +74,7 @@ concept dirty_tracking = requires(P& p, const void* a, std::size_t n) { p.note_d
 /// outlive every request in flight.
 template <class Region> class pmem_device {
 public:
+  /// The region type (provider and error policy).
   using region_type = Region;
 
   /// A device over `medium`, constructing its region from `region_args`
@@ -149,6 +150,7 @@ public:
     if (removed_.exchange(true, std::memory_order_acq_rel)) return;
     if constexpr (Region::has_sync_flush) static_cast<void>(region_.flush());
   }
+  /// True once `remove()` ran: every later submission fails with `shutting_down`.
   bool removed() const noexcept { return removed_.load(std::memory_order_acquire); }
 
   /// Replaces the poison-clearing hook (default: clears everything).
@@ -162,9 +164,13 @@ public:
     copy_context_ = context;
   }
 
+  /// The device's known-bad sectors (add to them to model poison).
   pmem::badblocks& bad_blocks() noexcept { return badblocks_; }
+  /// The region (and through it the provider).
   Region& region() noexcept { return region_; }
+  /// The byte medium given at construction.
   std::span<std::byte> medium() const noexcept { return medium_; }
+  /// The construction options.
   const device_options& options() const noexcept { return opts_; }
 
 private:

@@ -18,7 +18,9 @@ public:
   /// A failed result. Precondition: `st` is an error.
   result(status st) noexcept : status_(st) { FLUSHKIT_ASSERT(static_cast<bool>(st), "result built from success"); }
 
+  /// True when the result holds a value.
   bool has_value() const noexcept { return value_.has_value(); }
+  /// Same as `has_value()`.
   explicit operator bool() const noexcept { return has_value(); }
 
   /// The error; success when `has_value()`.
@@ -26,9 +28,13 @@ public:
 
   /// The value. Precondition: `has_value()`.
   T& value() & noexcept { return checked(); }
+  /// The value. Precondition: `has_value()`.
   const T& value() const& noexcept { return const_cast<result*>(this)->checked(); }
+  /// The value, moved out. Precondition: `has_value()`.
   T&& value() && noexcept { return std::move(checked()); }
+  /// Access to the value. Precondition: `has_value()`.
   T* operator->() noexcept { return &checked(); }
+  /// The value. Precondition: `has_value()`.
   T& operator*() & noexcept { return checked(); }
 
 private:

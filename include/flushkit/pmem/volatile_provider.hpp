@@ -19,10 +19,12 @@ namespace flushkit::pmem {
 /// before they reach the provider. No allocation; thread-safe.
 class volatile_provider {
 public:
+  /// Effects: counts the call. Returns: success.
   status flush() noexcept {
     flushes_.fetch_add(1, std::memory_order_relaxed);
     return {};
   }
+  /// Calls of `flush()` so far.
   std::uint64_t flushes() const noexcept { return flushes_.load(std::memory_order_relaxed); }
 
 private:

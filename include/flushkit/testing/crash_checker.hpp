@@ -27,12 +27,16 @@ namespace flushkit::testing {
 struct crash_op {
   req_op kind = req_op::write;       ///< `write` or `flush` (an empty PREFLUSH)
   req_flags flags = req_flags::none; ///< preflush and/or fua
+  /// Byte offset of a write on the medium.
   std::uint32_t offset = 0;
+  /// Bytes of a write (> 0).
   std::uint32_t length = 0;
 
+  /// A write of `length` bytes at `offset` with `flags`.
   static crash_op write(std::uint32_t offset, std::uint32_t length, req_flags flags = req_flags::none) noexcept {
     return {req_op::write, flags, offset, length};
   }
+  /// An empty PREFLUSH (flush everything completed before it).
   static crash_op flush() noexcept { return {req_op::flush, req_flags::preflush, 0, 0}; }
 };
 
@@ -61,14 +65,19 @@ struct crash_violation {
   std::uint64_t seed = 0;        ///< random trial seed; 0 for an exhaustive run
   std::size_t workload = 0;      ///< number of the workload run by this checker (0-based)
   std::size_t crash_point = 0;   ///< boundary index within the workload
+  /// Kind of the crash point.
   boundary_kind boundary = boundary_kind::end;
   std::size_t op = 0;            ///< operation at or after which the boundary lies
+  /// The power-cut policy applied at the crash point.
   crash_policy policy{};
+  /// What the recovered image got wrong.
   violation_kind kind = violation_kind::corrupted;
   std::size_t offset = 0;        ///< first bad byte
+  /// The byte found at `offset`.
   std::uint8_t found = 0;
   std::uint8_t expected = 0;     ///< the durable value (or 0 when none was durable)
 
+  /// One line naming every field, for test output.
   std::string to_string() const {
     static constexpr const char* kinds[] = {"lost_durable_write", "corrupted", "not_idempotent", "hang"};
     static constexpr const char* bounds[] = {"before_submit", "write_noted", "flush_issued",
@@ -87,9 +96,11 @@ struct crash_report {
   std::size_t crash_points = 0;  ///< boundaries at which crashes were simulated
   std::size_t crash_states = 0;  ///< (crash point, policy) pairs recovered and checked
   std::size_t random_trials = 0; ///< seeded random trials (one crash state each)
+  /// Crash states (or trials) whose recovered image broke an invariant.
   std::size_t violations = 0;
   std::vector<crash_violation> examples; ///< the first `crash_checker_options::max_examples` of each run
 
+  /// Adds the counts of `o` and appends its examples.
   crash_report& operator+=(const crash_report& o) {
     workloads += o.workloads;
     crash_points += o.crash_points;
@@ -103,8 +114,11 @@ struct crash_report {
 
 /// Options of `crash_checker`.
 struct crash_checker_options {
+  /// Bytes of the simulated medium.
   std::size_t medium_size = 8192;
+  /// Log entries of the simulated cache (see `volatile_cache_options`).
   std::size_t log_entries = 64;
+  /// Log bytes of the simulated cache (see `volatile_cache_options`).
   std::size_t log_bytes = 64 * 1024;
   /// Exhaustive runs enumerate every subset of the pending writes (in both
   /// orders) up to this many pending writes; beyond, every prefix.
@@ -112,10 +126,13 @@ struct crash_checker_options {
   /// Seeds per randomised policy (random_subset, and torn per unit) at each
   /// exhaustive crash point.
   std::size_t seeds_per_policy = 2;
+  /// Atomic units (bytes) of the `torn` policies tried at each exhaustive crash point.
   std::array<std::size_t, 4> torn_units{8, 64, 512, 4096};
   std::uint64_t seed = 1;              ///< base of the policy seeds of exhaustive runs
   std::size_t min_random_ops = 5;      ///< random trials: workload length range
+  /// Random trials: longest workload.
   std::size_t max_random_ops = 20;
+  /// Most violations kept in `crash_report::examples` per run.
   std::size_t max_examples = 16;
 };
 
@@ -126,6 +143,7 @@ concept crash_device = requires(D& d, request& r) { d.submit(r); };
 /// The default device under test: a `pmem::pmem_device` whose region's
 /// provider is the checker's `volatile_cache` (synchronous flushes).
 struct pmem_under_test {
+  /// Returns a device over `cache.medium()` whose region's provider is `cache`.
   pmem::pmem_device<region<volatile_cache&>> operator()(volatile_cache& cache) const {
     return pmem::pmem_device<region<volatile_cache&>>(cache.medium(), pmem::device_options{}, cache);
   }
@@ -157,6 +175,7 @@ struct pmem_under_test {
 /// is a test tool).
 template <class Factory = pmem_under_test> class crash_checker {
 public:
+  /// A checker with `opts`; `factory(cache)` builds the device under test for each run.
   explicit crash_checker(const crash_checker_options& opts = {}, Factory factory = {})
       : opts_(opts), factory_(std::move(factory)), cache_(cache_options(opts)), scratch_(cache_options(opts)),
         first_image_(opts.medium_size), expected_(opts.medium_size), owner_(opts.medium_size) {}
@@ -213,6 +232,7 @@ public:
 
   /// Everything this checker found so far.
   const crash_report& total() const noexcept { return total_; }
+  /// The construction options.
   const crash_checker_options& options() const noexcept { return opts_; }
 
 private:

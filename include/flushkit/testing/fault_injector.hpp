@@ -48,13 +48,20 @@ inline constexpr std::size_t fault_kind_count = 4;
 /// success models a device that acknowledges a flush it never did) or a value
 /// of a foreign category.
 struct fault {
+  /// What the fault does.
   fault_kind kind = fault_kind::fail_before;
+  /// The status reported by `fail_before` / `fail_after` (any value, success included).
   status result{};
+  /// The minimum delay of `delay`.
   std::chrono::nanoseconds duration{};
 
+  /// The inner provider is not called; the call reports `st`.
   static fault fail_before(status st) { return {fault_kind::fail_before, st, {}}; }
+  /// The inner provider flushes; its status is replaced by `st`.
   static fault fail_after(status st) { return {fault_kind::fail_after, st, {}}; }
+  /// The inner provider is called after at least `d`.
   static fault delay(std::chrono::nanoseconds d) { return {fault_kind::delay, {}, d}; }
+  /// The call is parked until `release_one` / `release_all`.
   static fault hang() { return {fault_kind::hang, {}, {}}; }
 };
 
@@ -78,6 +85,7 @@ public:
     FLUSHKIT_ASSERT(s.calls_.empty() || s.calls_.front() >= 1, "call numbers start at 1");
     return s;
   }
+  /// Exactly the calls with these numbers (1-based).
   static selection calls(std::initializer_list<std::uint64_t> numbers) {
     return calls(std::span<const std::uint64_t>(numbers.begin(), numbers.size()));
   }
@@ -116,6 +124,7 @@ private:
 /// Configuration of a `fault_injector`.
 struct fault_options {
   fault_options() = default;
+  /// Options with `seed = s`.
   explicit fault_options(std::uint64_t s) : seed(s) {}
 
   /// Seed of the std::mt19937_64 behind every `selection::rate` rule.
@@ -136,6 +145,7 @@ struct fault_counters {
   std::size_t parked = 0;                                 ///< hung calls not yet released
   std::size_t delayed = 0;                                ///< asynchronous delays not yet over
 
+  /// Faults of kind `k` injected.
   std::uint64_t of(fault_kind k) const noexcept { return injected[static_cast<std::size_t>(k)]; }
 };
 
@@ -167,9 +177,12 @@ template <class Provider> class fault_injector {
   using provider_type = std::remove_reference_t<Provider>;
 
 public:
+  /// True when the request-less `status flush()` is available (the inner provider has it).
   static constexpr bool has_sync_flush = sync_flush_provider<provider_type>;
+  /// True when `flush_result flush(request&)` is available (the inner provider has it).
   static constexpr bool has_async_flush = async_flush_provider<provider_type>;
 
+  /// An injector around `p` (moved in, or bound by reference for `Provider = P&`), without rules. Creates `opt.max_delayed` timers when `opt.executor` is set.
   explicit fault_injector(Provider p, fault_options opt = {})
       : provider_(std::forward<Provider>(p)), rng_(opt.seed) {
     if (opt.executor != nullptr)
@@ -187,6 +200,7 @@ public:
     release_all(make_error_code(errc::cancelled));
   }
 
+  /// The wrapped provider.
   provider_type& provider() noexcept { return provider_; }
 
   /// Adds a rule after the existing ones. Allowed at any time.
@@ -307,11 +321,13 @@ public:
     cv_.wait(lk, [&] { return parked_locked() >= n; });
   }
 
+  /// Calls parked by `hang` rules and not yet released.
   std::size_t parked() const {
     std::lock_guard lk(mu_);
     return parked_locked();
   }
 
+  /// A snapshot of the counters.
   fault_counters counters() const {
     std::lock_guard lk(mu_);
     fault_counters c = counters_;
@@ -336,7 +352,7 @@ private:
       request, boost::intrusive::member_hook<request, decltype(request::link_), &request::link_>>;
   using waiter_list = boost::intrusive::list<
       sync_waiter, boost::intrusive::member_hook<sync_waiter, list_hook, &sync_waiter::hook>>;
-  using slab_type = detail::handler_slab<256, 1>;
+  using slab_type = flushkit::detail::handler_slab<256, 1>;
 
   struct delay_slot {
     explicit delay_slot(const boost::asio::any_io_executor& ex) : timer(ex) {}
@@ -424,7 +440,7 @@ private:
   void arm(delay_slot& s, request& req, std::chrono::nanoseconds d) {
     s.req = &req;
     s.timer.expires_after(d);
-    s.timer.async_wait(boost::asio::bind_allocator(detail::slab_allocator<void, slab_type>(s.slab),
+    s.timer.async_wait(boost::asio::bind_allocator(flushkit::detail::slab_allocator<void, slab_type>(s.slab),
                                                    timer_handler{this, &s}));
   }
 

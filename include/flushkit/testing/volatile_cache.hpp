@@ -43,21 +43,26 @@ enum class apply_order : std::uint8_t { oldest_first, newest_first };
 /// What `volatile_cache::crash` does with the pending writes. Every policy is
 /// deterministic: the same policy on the same cache state gives the same image.
 struct crash_policy {
+  /// How pending writes are treated.
   crash_mode mode = crash_mode::drop_all;
   std::uint64_t mask = 0;                      ///< keep_subset: bit i selects the i-th oldest pending write (i < 64)
   apply_order order = apply_order::oldest_first; ///< keep_subset
   std::uint64_t seed = 0;                      ///< random_subset, torn
   std::size_t atomic_unit = 8;                 ///< torn: bytes of an atomic unit, aligned to medium offsets
 
+  /// No pending write survives.
   static crash_policy drop_all() noexcept { return {}; }
+  /// Exactly the pending writes selected by `mask` (bit i = i-th oldest), whole, applied in `order`.
   static crash_policy keep(std::uint64_t mask, apply_order order = apply_order::oldest_first) noexcept {
     return {crash_mode::keep_subset, mask, order, 0, 8};
   }
+  /// Every pending write survives, whole, oldest first.
   static crash_policy keep_all() noexcept { return keep(~std::uint64_t{0}); }
   /// The `k` oldest pending writes, in order (k >= 64 keeps all).
   static crash_policy prefix(std::size_t k) noexcept {
     return keep(k >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << k) - 1);
   }
+  /// Each pending write survives with probability 1/2 (from `seed`), in a random order.
   static crash_policy random_subset(std::uint64_t seed) noexcept {
     return {crash_mode::random_subset, 0, apply_order::oldest_first, seed, 8};
   }
@@ -96,16 +101,22 @@ enum class cache_event : std::uint8_t {
 
 /// Counters of a `volatile_cache` (all since construction or `reset`).
 struct volatile_cache_counters {
+  /// Data writes recorded by `note_dirty`.
   std::uint64_t writes_noted = 0;
+  /// Bytes recorded by `note_dirty`.
   std::uint64_t bytes_noted = 0;
+  /// Flushes that took a ticket.
   std::uint64_t flushes_issued = 0;
   std::uint64_t flushes_completed = 0;     ///< successful and failed
   std::uint64_t flushes_failed = 0;        ///< injected with `fail_next_flush`
   std::uint64_t writes_made_durable = 0;   ///< by successful flushes
+  /// Pending writes discarded by a failed flush.
   std::uint64_t writes_dropped_by_flush_error = 0;
   std::uint64_t forced_writebacks = 0;     ///< times a full log was written back on its own
   std::uint64_t writes_through = 0;        ///< writes larger than the whole log, made durable at once
+  /// Calls of `crash`.
   std::uint64_t crashes = 0;
+  /// Calls of `recover`.
   std::uint64_t recoveries = 0;
   std::uint64_t writes_kept_at_crash = 0;  ///< entirely or partly
   std::uint64_t writes_lost_at_crash = 0;  ///< entirely
@@ -140,7 +151,9 @@ struct volatile_cache_counters {
 /// constructor, `assign`) must not race with writes to the source.
 class volatile_cache {
 public:
+  /// Identifies an issued flush (`issue_flush` / `complete_flush`).
   using flush_ticket = std::uint64_t;
+  /// Hook called at every `cache_event`, on the calling thread, without the cache's lock.
   using hook_fn = void (*)(void* context, cache_event event, volatile_cache& cache);
 
   /// Allocates the view, the durable image and the log (all zero / empty).
@@ -175,6 +188,7 @@ public:
   std::span<std::byte> medium() noexcept { return view_; }
   /// The durable image: what a power cut right now with `drop_all` keeps.
   std::span<const std::byte> durable() const noexcept { return durable_; }
+  /// The construction options.
   const volatile_cache_options& options() const noexcept { return opts_; }
 
   /// Installs `fn(context, event, *this)` at every `cache_event`
@@ -274,6 +288,7 @@ public:
     std::lock_guard lk(mu_);
     return count_;
   }
+  /// A snapshot of the counters.
   volatile_cache_counters counters() const {
     std::lock_guard lk(mu_);
     return counters_;
@@ -435,10 +450,12 @@ private:
 /// The executor must be run until every flush completed before destruction.
 template <class Executor = boost::asio::io_context::executor_type> class async_volatile_cache {
 public:
+  /// A provider over `cache` (which must outlive it) completing flushes on an ordered executor over `ex`.
   async_volatile_cache(volatile_cache& cache, const Executor& ex) : cache_(&cache), exec_(ex) {}
   async_volatile_cache(const async_volatile_cache&) = delete;
   async_volatile_cache& operator=(const async_volatile_cache&) = delete;
 
+  /// Forwards to `volatile_cache::note_dirty`.
   void note_dirty(const void* addr, std::size_t len) { cache_->note_dirty(addr, len); }
 
   /// Effects: takes the ticket (`req.epoch` holds it), queues the request's
@@ -450,8 +467,10 @@ public:
     if (status st = exec_.submit(req.work)) return flush_result::done(st);
     return flush_result::async(req);
   }
+  /// Request-less synchronous flush: `volatile_cache::flush()`.
   status flush() { return cache_->flush(); }
 
+  /// The wrapped cache.
   volatile_cache& cache() noexcept { return *cache_; }
 
 private:

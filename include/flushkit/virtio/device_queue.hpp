@@ -19,7 +19,9 @@ namespace flushkit::virtio {
 /// One buffer of a validated chain: a guest range known to lie inside one
 /// guest memory region (`len` > 0, `addr + len` does not overflow).
 struct chain_buffer {
+  /// Guest address of the buffer.
   std::uint64_t addr = 0;
+  /// Bytes (> 0).
   std::uint32_t len = 0;
   bool writable = false; ///< device-writable (VRING_DESC_F_WRITE)
 };
@@ -27,7 +29,9 @@ struct chain_buffer {
 /// Names an in-flight chain for `device_queue::push_used`: the head index and
 /// the queue generation it was popped in (a chain from before a reset is stale).
 struct chain_id {
+  /// Descriptor index of the chain's head (the used element's id).
   std::uint16_t head = 0;
+  /// Queue generation the chain was popped in.
   std::uint64_t generation = 0;
 };
 
@@ -37,11 +41,17 @@ struct chain_id {
 /// the buffers you will write later).
 class device_chain {
 public:
+  /// What to pass to `device_queue::push_used`.
   chain_id id() const noexcept { return id_; }
+  /// Every buffer, readable ones first.
   std::span<const chain_buffer> buffers() const noexcept { return {bufs_, count_}; }
+  /// The device-readable (driver-written) buffers.
   std::span<const chain_buffer> readable() const noexcept { return {bufs_, readable_}; }
+  /// The device-writable buffers.
   std::span<const chain_buffer> writable() const noexcept { return {bufs_ + readable_, count_ - readable_}; }
+  /// Total bytes of the readable buffers.
   std::uint64_t readable_bytes() const noexcept { return readable_bytes_; }
+  /// Total bytes of the writable buffers.
   std::uint64_t writable_bytes() const noexcept { return writable_bytes_; }
 
 private:
@@ -58,7 +68,9 @@ private:
 /// broken: device_broken, or invalid_request when not configured), `chain`
 /// non-null (one chain popped), or neither (the ring is empty).
 struct pop_result {
+  /// Set when the queue is broken or not configured.
   status error;
+  /// The popped chain, or nullptr.
   const device_chain* chain = nullptr;
 };
 
@@ -239,14 +251,21 @@ public:
     if (broken_ == nullptr) broken_ = reason;
   }
 
+  /// True once the queue is broken (sticky until `reset()`).
   bool broken() const noexcept { return broken_ != nullptr; }
   /// Returns: why the queue broke (static string), or nullptr.
   const char* broken_reason() const noexcept { return broken_; }
+  /// True after a successful `configure` (until `reset()`).
   bool configured() const noexcept { return ring_.mapped(); }
+  /// Negotiated queue size (0 when not configured).
   std::uint32_t size() const noexcept { return ring_.size(); }
+  /// The largest queue size accepted (construction argument).
   std::uint32_t max_size() const noexcept { return max_; }
+  /// Chains popped and not yet pushed to the used ring.
   std::uint32_t in_flight() const noexcept { return in_flight_; }
+  /// Incremented by every `reset()`; chain ids of older generations are stale.
   std::uint64_t generation() const noexcept { return generation_; }
+  /// The ring features given to `configure`.
   const ring_features& features() const noexcept { return features_; }
 
 private:

@@ -20,7 +20,9 @@ namespace flushkit::virtio {
 
 /// A driver buffer: guest address and length (> 0).
 struct buffer {
+  /// Guest address of the buffer.
   std::uint64_t addr = 0;
+  /// Bytes (> 0).
   std::uint32_t len = 0;
 };
 
@@ -28,6 +30,7 @@ struct buffer {
 /// the queue is broken, now or before; invalid_request: not configured),
 /// `token` non-null (one chain completed), or neither (nothing completed).
 struct used_result {
+  /// Set when the queue is broken or not configured.
   status error;
   void* token = nullptr;  ///< the token given to `add`
   std::uint32_t len = 0;  ///< device-reported bytes written, <= the chain's in-buffer bytes
@@ -54,6 +57,7 @@ struct used_result {
 /// descriptor); the device side accepts them.
 class driver_queue {
 public:
+  /// A queue for rings of up to `max_size` entries (a power of two, 1..32768; any other value leaves a queue that every `configure` rejects). Allocates its private arrays.
   explicit driver_queue(std::uint32_t max_size)
       : max_(validate_queue_size(max_size) ? 0 : max_size), next_(new std::uint16_t[max_]()),
         tokens_(new void*[max_]()), ndesc_(new std::uint16_t[max_]()), in_bytes_(new std::uint64_t[max_]()) {}
@@ -220,15 +224,25 @@ public:
     broken_.compare_exchange_strong(expected, reason, std::memory_order_acq_rel);
   }
 
+  /// True once the queue is broken (sticky until `reset()`). Lock-free.
   bool broken() const noexcept { return broken_.load(std::memory_order_acquire) != nullptr; }
+  /// Why the queue broke (static string), or nullptr. Lock-free.
   const char* broken_reason() const noexcept { return broken_.load(std::memory_order_acquire); }
+  /// Incremented by every `reset()`. Lock-free.
   std::uint64_t generation() const noexcept { return generation_.load(std::memory_order_acquire); }
+  /// True after a successful `configure` (until `reset()`).
   bool configured() const noexcept { return ring_.mapped(); }
+  /// Configured queue size (0 when not configured).
   std::uint32_t size() const noexcept { return ring_.size(); }
+  /// The largest queue size accepted (construction argument).
   std::uint32_t max_size() const noexcept { return max_; }
+  /// Free descriptors.
   std::uint32_t num_free() const noexcept { return num_free_; }
+  /// Chains added and not yet returned by `get_used` or `detach_unused`.
   std::uint32_t in_flight() const noexcept { return in_flight_; }
+  /// The ring features given to `configure`.
   const ring_features& features() const noexcept { return features_; }
+  /// The mapped ring (for tests and device models in the same process).
   const split_ring& ring() const noexcept { return ring_; }
 
 private:

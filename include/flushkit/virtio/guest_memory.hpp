@@ -31,6 +31,7 @@ struct memory_region {
 /// Allocation: none.
 class guest_memory {
 public:
+  /// Most regions one view holds.
   static constexpr std::size_t max_regions = 8;
 
   guest_memory() = default;
@@ -86,7 +87,9 @@ public:
     return std::nullopt;
   }
 
+  /// Regions added so far.
   std::size_t region_count() const noexcept { return count_; }
+  /// Region `i`. Precondition: `i < region_count()`.
   const memory_region& region(std::size_t i) const noexcept { return regions_[i]; }
 
 private:

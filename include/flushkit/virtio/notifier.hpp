@@ -30,12 +30,15 @@ concept notifier = requires(N& n) {
 /// target runs posts it again, so none is lost.
 template <class Executor> class inproc_notifier {
 public:
+  /// The notification target, run on the executor.
   using target_fn = void (*)(void* context);
 
+  /// A notifier that runs `fn(context)` on `ex`.
   inproc_notifier(const Executor& ex, target_fn fn, void* context) noexcept : ex_(ex), fn_(fn), context_(context) {}
   inproc_notifier(const inproc_notifier&) = delete;
   inproc_notifier& operator=(const inproc_notifier&) = delete;
 
+  /// Effects: posts the target unless a notification is already pending (merged). Any thread; never allocates.
   void notify() {
     if (pending_.exchange(true, std::memory_order_acq_rel)) return;
     boost::asio::post(ex_, boost::asio::bind_allocator(

@@ -38,8 +38,11 @@ namespace flushkit::virtio {
 /// the guest address, the host address of the same bytes, and the size.
 /// `pmem_guest<...>::area_bytes(options)` says how much it needs.
 struct driver_area {
+  /// Guest physical address of the area (the driver aligns it up to a cache line).
   std::uint64_t guest = 0;
+  /// The same bytes in this process.
   std::byte* host = nullptr;
+  /// Bytes of the area (at least `pmem_guest<...>::area_bytes(options)`).
   std::uint64_t size = 0;
 };
 
@@ -72,15 +75,19 @@ struct pmem_guest_options {
   std::uint32_t contexts = 0;
   /// The kernel's `flush_lock`: at most one request in flight on the ring.
   bool one_in_flight = true;
+  /// What DEVICE_NEEDS_RESET does (see `needs_reset_policy`).
   needs_reset_policy on_needs_reset = needs_reset_policy::mark_broken;
   /// Where "virtqueue is broken" goes (once per device object).
   pmem_guest_log_fn log = &pmem_guest_log_to_stderr;
+  /// Context pointer passed to `log`.
   void* log_context = nullptr;
 };
 
 /// The persistent memory range the device exposes (config `start`/`size`).
 struct pmem_range {
+  /// Start of the range in the guest physical address space.
   std::uint64_t start = 0;
+  /// Bytes of the range.
   std::uint64_t size = 0;
 };
 
@@ -127,6 +134,7 @@ template <class Executor, notifier Kick> class pmem_guest {
   using context = detail::pmem_guest_context;
 
 public:
+  /// The strand of the driver's ordered executor: flush work and interrupt handling run there.
   using executor_type = typename ordered_executor<Executor>::executor_type;
 
   /// Effects: allocates the context pool and the ring bookkeeping; touches
@@ -275,6 +283,7 @@ public:
     return {};
   }
 
+  /// True while the device is broken (before `probe`, after `mark_broken`, `freeze`, `remove`). Lock-free.
   bool broken() const noexcept { return broken_.load(std::memory_order_acquire); }
   /// Why the device broke (static string), or nullptr.
   const char* broken_reason() const {
@@ -282,6 +291,7 @@ public:
     return broken_ ? reason_ : nullptr;
   }
 
+  /// A snapshot of the counters and the ring state, taken under the driver lock.
   pmem_guest_stats stats() const {
     std::lock_guard lk(mu_);
     pmem_guest_stats s = stats_;
@@ -294,9 +304,13 @@ public:
   /// Guest addresses of the request and response words of context `i` (for
   /// layout checks).
   std::uint64_t request_address(std::uint32_t i) const noexcept { return contexts_[i].req_gpa; }
+  /// Guest address of the response word of context `i` (for layout checks).
   std::uint64_t response_address(std::uint32_t i) const noexcept { return contexts_[i].resp_gpa; }
+  /// Guest addresses of the ring areas placed by `probe` / `restore`.
   const ring_addresses& ring() const noexcept { return layout_.ring; }
+  /// The options after normalisation (`contexts` resolved).
   const pmem_guest_options& options() const noexcept { return opts_; }
+  /// The driver's strand.
   executor_type get_executor() const noexcept { return exec_.get_executor(); }
   /// Handler allocations that did not fit the embedded blocks (0 expected).
   std::size_t slab_fallbacks() const noexcept { return slab_.fallbacks() + exec_.slab_fallbacks(); }

@@ -28,11 +28,17 @@ inline constexpr std::uint32_t pmem_resp_bytes = 4;
 
 /// Device status bits (VIRTIO 1.x, 2.1).
 namespace device_status {
+/// ACKNOWLEDGE: the guest noticed the device.
 inline constexpr std::uint8_t acknowledge = 1;
+/// DRIVER: the guest knows how to drive it.
 inline constexpr std::uint8_t driver = 2;
+/// DRIVER_OK: the driver is ready.
 inline constexpr std::uint8_t driver_ok = 4;
+/// FEATURES_OK: feature negotiation is complete.
 inline constexpr std::uint8_t features_ok = 8;
+/// DEVICE_NEEDS_RESET: the device hit an error it cannot recover from without a reset.
 inline constexpr std::uint8_t needs_reset = 64;
+/// FAILED: the guest gave up on the device.
 inline constexpr std::uint8_t failed = 128;
 } // namespace device_status
 

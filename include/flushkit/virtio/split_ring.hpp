@@ -66,9 +66,13 @@ constexpr std::uint64_t legacy_ring_bytes(std::uint32_t n, std::uint64_t align) 
 
 /// Guest addresses of the three ring areas and the queue size.
 struct ring_addresses {
+  /// Queue size (entries).
   std::uint32_t size = 0;
+  /// Guest address of the descriptor table (16-byte aligned).
   std::uint64_t desc = 0;
+  /// Guest address of the available ring (2-byte aligned).
   std::uint64_t avail = 0;
+  /// Guest address of the used ring (4-byte aligned).
   std::uint64_t used = 0;
 };
 
@@ -127,18 +131,29 @@ public:
     return {};
   }
 
+  /// Queue size (0 when not mapped).
   std::uint32_t size() const noexcept { return addr_.size; }
+  /// The guest addresses the ring was mapped from.
   const ring_addresses& addresses() const noexcept { return addr_; }
+  /// True once `map` succeeded.
   bool mapped() const noexcept { return desc_ != nullptr; }
 
+  /// Descriptor `i` (16 bytes, little-endian fields) in shared memory.
   std::byte* desc(std::uint32_t i) const noexcept { return desc_ + desc_size * i; }
+  /// avail.flags (le16).
   std::byte* avail_flags() const noexcept { return avail_; }
+  /// avail.idx (le16).
   std::byte* avail_idx() const noexcept { return avail_ + 2; }
+  /// avail.ring[i] (le16).
   std::byte* avail_ring(std::uint32_t i) const noexcept { return avail_ + 4 + 2 * std::size_t{i}; }
   std::byte* used_event() const noexcept { return avail_ring(addr_.size); } ///< vring_used_event
+  /// used.flags (le16).
   std::byte* used_flags() const noexcept { return used_; }
+  /// used.idx (le16).
   std::byte* used_idx() const noexcept { return used_ + 2; }
+  /// used.ring[i].id (le32).
   std::byte* used_id(std::uint32_t i) const noexcept { return used_ + 4 + used_elem_size * i; }
+  /// used.ring[i].len (le32).
   std::byte* used_len(std::uint32_t i) const noexcept { return used_id(i) + 4; }
   std::byte* avail_event() const noexcept { return used_id(addr_.size); } ///< vring_avail_event
 
