@@ -41,8 +41,10 @@ namespace flushkit::virtio {
 /// `stop()`, run the loop until the aborted read has been delivered).
 template <class Executor = boost::asio::io_context::executor_type> class eventfd_listener {
 public:
+  /// The wake-up target, run on the listener's executor.
   using target_fn = void (*)(void* context);
 
+  /// A closed listener on `ex` that will call `fn(context)` per wake-up; `open()` then `start()` it.
   eventfd_listener(const Executor& ex, target_fn fn, void* context) : sd_(ex), fn_(fn), context_(context) {}
   eventfd_listener(const eventfd_listener&) = delete;
   eventfd_listener& operator=(const eventfd_listener&) = delete;
@@ -78,12 +80,16 @@ public:
     sd_.close(ignored);
   }
 
+  /// True while a read is pending: from `start()` until a read completes without
+  /// being re-armed (after `stop()`, or on a read error). Executor's thread.
   bool armed() const noexcept { return armed_; }
+  /// True between a successful `open()` and `stop()`. Executor's thread.
   bool is_open() const noexcept { return sd_.is_open(); }
   /// Target calls so far.
   std::uint64_t wakeups() const noexcept { return wakeups_; }
   /// Sum of the counter values read (notifications received, merged or not).
   std::uint64_t notifications() const noexcept { return notifications_; }
+  /// Read operations that did not fit the embedded block and were heap-allocated (expected 0).
   std::size_t handler_fallbacks() const noexcept { return slab_.fallbacks(); }
 
 private:

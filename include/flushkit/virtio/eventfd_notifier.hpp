@@ -36,10 +36,16 @@ inline int make_eventfd(status& err) noexcept {
 /// calls `driver_queue::mark_broken`).
 class eventfd_notifier {
 public:
+  /// A notifier writing to the eventfd `fd` (borrowed: it must stay open while
+  /// the notifier is used). `notify()` never blocks only if `fd` is
+  /// non-blocking, as made by `make_eventfd`.
   explicit eventfd_notifier(int fd) noexcept : fd_(fd) {}
   eventfd_notifier(const eventfd_notifier&) = delete;
   eventfd_notifier& operator=(const eventfd_notifier&) = delete;
 
+  /// Effects: adds 1 to the eventfd counter (one write(2), retried on EINTR);
+  /// counts it in `sent()`, or in `failures()` when the write fails with
+  /// anything but EAGAIN. Any thread; never allocates.
   void notify() noexcept {
     const std::uint64_t one = 1;
     for (;;) {
@@ -54,6 +60,7 @@ public:
     }
   }
 
+  /// The borrowed descriptor.
   int fd() const noexcept { return fd_; }
   /// Notifications written (or merged into a full counter).
   std::uint64_t sent() const noexcept { return sent_.load(std::memory_order_relaxed); }

@@ -34,6 +34,7 @@ namespace flushkit::virtio {
 /// Lifetime: destroy after both executors stopped running handlers.
 template <class Executor> class inproc_pair {
 public:
+  /// A notification target, run on the executor of the notifier's receiving side.
   using target_fn = void (*)(void* context);
 
   /// Effects: maps guest RAM (zeroed). `ok()` is false, with `error()` set,
@@ -53,21 +54,38 @@ public:
   inproc_pair(const inproc_pair&) = delete;
   inproc_pair& operator=(const inproc_pair&) = delete;
 
+  /// True when the constructor succeeded (guest RAM mapped and registered).
   bool ok() const noexcept { return !error_; }
+  /// Why the constructor failed: invalid_request (zero size, `guest_base` not
+  /// 16-aligned or overflowing) or the system error of mmap; success when `ok()`.
   status error() const noexcept { return error_; }
 
+  /// The shared control registers (zero-initialised), for both sides.
   pmem_control& control() noexcept { return control_; }
+  /// The view of guest RAM (guest address -> host address) both sides use.
   const guest_memory& memory() const noexcept { return mem_; }
+  /// Host address of the first guest RAM byte (nullptr when the mapping was not made).
   std::byte* ram() const noexcept { return ram_.data(); }
+  /// Guest physical address of the first RAM byte (0 when not `ok()`).
   std::uint64_t guest_base() const noexcept { return mem_.region_count() != 0 ? mem_.region(0).guest_base : 0; }
+  /// Bytes of guest RAM (0 when the mapping was not made).
   std::uint64_t ram_size() const noexcept { return ram_.size(); }
 
+  /// Driver -> device notifier (the guest's Kick): runs the device target on the device executor.
   inproc_notifier<Executor>& kick() noexcept { return kick_; }
+  /// Device -> driver notifier (the host's Interrupt): runs the driver target on the driver executor.
   inproc_notifier<Executor>& interrupt() noexcept { return irq_; }
+  /// Device -> driver config-change notifier (NEEDS_RESET): runs the config target on the driver executor.
   inproc_notifier<Executor>& config_change() noexcept { return config_; }
 
+  /// Effects: `kick()` notifications run `fn(ctx)` (e.g. `pmem_host<...>::kick_entry`, `&host`).
+  /// Before the first notification; not thread-safe with notifications in flight.
   void connect_device(target_fn fn, void* ctx) noexcept { device_ = {fn, ctx}; }
+  /// Effects: `interrupt()` notifications run `fn(ctx)` (the driver's interrupt handler).
+  /// Before the first notification; not thread-safe with notifications in flight.
   void connect_driver(target_fn fn, void* ctx) noexcept { driver_ = {fn, ctx}; }
+  /// Effects: `config_change()` notifications run `fn(ctx)` (the driver's config-change handler).
+  /// Before the first notification; not thread-safe with notifications in flight.
   void connect_config(target_fn fn, void* ctx) noexcept { config_target_ = {fn, ctx}; }
 
 private:

@@ -37,7 +37,9 @@ concept flush_target = sync_flush_provider<T>;
 /// address and length in bytes. A size of 0 is written as is (a conforming
 /// driver refuses the device; see scenario 55).
 struct pmem_config {
+  /// Guest physical address of the first byte of the range.
   std::uint64_t start = 0;
+  /// Bytes of the range.
   std::uint64_t size = 0;
 };
 
@@ -195,6 +197,7 @@ public:
   void set_one_pop_per_notify(bool on) noexcept { one_pop_.store(on, std::memory_order_relaxed); }
 
   // ---- observers ------------------------------------------------------------
+  /// A snapshot of the counters (each read separately, relaxed). Any thread.
   pmem_host_counters counters() const noexcept {
     const auto ld = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
     return {ld(kicks_), ld(requests_), ld(flushes_), ld(failures_), ld(unsupported_),
@@ -208,11 +211,17 @@ public:
   const char* failure_reason() const noexcept { return reason_; }
   /// Device thread: slots in use (held, on the pool, or on the way back).
   std::uint32_t busy() const noexcept { return slots_.in_use(); }
+  /// Device thread: flushes kept by `set_hold` awaiting `release_held()`.
   std::uint32_t held() const noexcept { return held_.size(); }
+  /// Device thread: resets so far (0 at construction); a flush from an older generation is dropped.
   std::uint64_t generation() const noexcept { return generation_; }
+  /// The feature bits published in `device_features` (fixed at construction).
   std::uint64_t offered_features() const noexcept { return offered(); }
+  /// Device thread: executor-hop handlers that did not fit a slot's embedded blocks (expected 0).
   std::size_t handler_fallbacks() const noexcept { return slots_.fallbacks(); }
+  /// Device thread: the device side of the virtqueue.
   const device_queue& queue() const noexcept { return queue_; }
+  /// The device executor (the device loop) given at construction.
   const DeviceExecutor& device_executor() const noexcept { return dev_ex_; }
 
 private:

@@ -24,10 +24,14 @@ namespace flushkit::virtio {
 /// `attach` copies and checks it (the other process is not trusted to keep
 /// it intact, so it is never read again).
 struct shm_header {
+  /// The expected `magic`.
   static constexpr std::uint64_t magic_value = 0x31564f4954524956ull; // "VIRTIOV1"
+  /// The expected `version` (this layout).
   static constexpr std::uint32_t version_value = 1;
 
+  /// `magic_value` in a transport file.
   std::uint64_t magic = 0;
+  /// `version_value` in a transport file.
   std::uint32_t version = 0;
   std::uint32_t control_offset = 0; ///< offset of the pmem_control block
   std::uint64_t ram_offset = 0;     ///< page-aligned offset of guest RAM in the file
@@ -62,7 +66,9 @@ static_assert(shm_control_offset % alignof(pmem_control) == 0 && shm_control_off
 class shm_transport {
 public:
   shm_transport() = default;
+  /// Takes over `o`'s file and mapping; `o` is left not `valid()`.
   shm_transport(shm_transport&& o) noexcept { swap(o); }
+  /// Releases this transport's file and mapping, then takes over `o`'s; `o` is left not `valid()`.
   shm_transport& operator=(shm_transport&& o) noexcept {
     shm_transport tmp(std::move(o));
     swap(tmp);
@@ -118,6 +124,7 @@ public:
     return {};
   }
 
+  /// True after a successful `create` or `attach`.
   bool valid() const noexcept { return control_ != nullptr; }
   /// The shared control registers (the same object in both processes).
   pmem_control& control() const noexcept { return *control_; }
@@ -125,7 +132,9 @@ public:
   const guest_memory& memory() const noexcept { return mem_; }
   /// Host address of guest RAM in this process.
   std::byte* ram() const noexcept { return map_.data() + header_.ram_offset; }
+  /// Bytes of guest RAM (rounded up to pages by `create`; 0 when not `valid()`).
   std::uint64_t ram_size() const noexcept { return header_.ram_size; }
+  /// Guest physical address of the first RAM byte (0 when not `valid()`).
   std::uint64_t guest_base() const noexcept { return header_.guest_base; }
   /// The memfd (pass it to the other process: inherit across fork, or SCM_RIGHTS).
   int fd() const noexcept { return fd_.get(); }
