@@ -64,6 +64,9 @@ class request {
 public:
   /// Callback form of a waiter: runs on the thread that completes the
   /// request, or inside `on_complete` if the request already completed.
+  /// `st` refers to the status stored in the request: copy it before letting
+  /// anyone `prepare()` the request again (for instance before handing the
+  /// request to another thread for reuse).
   using completion_fn = void (*)(void* context, request& req, const status& st);
   /// See `intercept_completion`.
   using intercept_fn = void (*)(void* context, request& req, const status& st);
