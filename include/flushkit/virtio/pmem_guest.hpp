@@ -83,14 +83,6 @@ struct pmem_guest_options {
   void* log_context = nullptr;
 };
 
-/// The persistent memory range the device exposes (config `start`/`size`).
-struct pmem_range {
-  /// Start of the range in the guest physical address space.
-  std::uint64_t start = 0;
-  /// Bytes of the range.
-  std::uint64_t size = 0;
-};
-
 /// Counters and ring state of a `pmem_guest` (a snapshot taken under the lock).
 struct pmem_guest_stats {
   std::uint64_t submitted = 0;        ///< chains added to the ring
@@ -181,7 +173,7 @@ public:
   }
 
   /// The pmem range read by `probe()`.
-  pmem_range range() const noexcept { return range_; }
+  pmem_config range() const noexcept { return range_; }
 
   /// Asynchronous flush provider entry (`async_pmem_flush` with v7 patch 4 + 11).
   ///
@@ -381,10 +373,10 @@ private:
   }
 
   // Reads start/size, retrying while the device changes them (config_generation).
-  status read_config(pmem_range& out) {
+  status read_config(pmem_config& out) {
     for (int attempt = 0; attempt < 16; ++attempt) {
       const auto gen = control_.config_generation.load(std::memory_order_acquire);
-      const pmem_range r{control_.config_start.load(std::memory_order_acquire),
+      const pmem_config r{control_.config_start.load(std::memory_order_acquire),
                          control_.config_size.load(std::memory_order_acquire)};
       if (gen != control_.config_generation.load(std::memory_order_acquire)) continue;
       if (r.size == 0 || r.size - 1 > UINT64_MAX - r.start) return make_error_code(errc::invalid_request);
@@ -667,7 +659,7 @@ private:
   detail::pmem_guest_context_list free_;    // contexts 1..n-1 not in use
   detail::pmem_guest_context_list waiters_; // FIFO of contexts waiting for a ring slot
   detail::pmem_guest_layout layout_{};
-  pmem_range range_{};
+  pmem_config range_{};
   pmem_guest_stats stats_{};
   std::uint32_t in_use_ = 0;
   std::uint32_t blocking_callers_ = 0;

@@ -33,16 +33,6 @@ namespace flushkit::virtio {
 template <class T>
 concept flush_target = sync_flush_provider<T>;
 
-/// The pmem range the device exposes (`virtio_pmem_config`): guest physical
-/// address and length in bytes. A size of 0 is written as is (a conforming
-/// driver refuses the device; see scenario 55).
-struct pmem_config {
-  /// Guest physical address of the first byte of the range.
-  std::uint64_t start = 0;
-  /// Bytes of the range.
-  std::uint64_t size = 0;
-};
-
 /// Construction options of `pmem_host`.
 struct pmem_host_options {
   std::uint32_t queue_size_max = 128; ///< like QEMU; a power of two <= 32768

@@ -26,6 +26,17 @@ inline constexpr std::uint32_t pmem_resp_ok = 0;
 inline constexpr std::uint32_t pmem_resp_error = 1;
 inline constexpr std::uint32_t pmem_resp_bytes = 4;
 
+/// The persistent-memory range a virtio-pmem device exposes (the contents of
+/// `struct virtio_pmem_config`): guest physical address and length in bytes.
+/// The device publishes it; the driver reads it in `probe()` and refuses a
+/// size of 0 or a range that overflows (scenario 55).
+struct pmem_config {
+  /// Guest physical address of the first byte of the range.
+  std::uint64_t start = 0;
+  /// Bytes of the range.
+  std::uint64_t size = 0;
+};
+
 /// Device status bits (VIRTIO 1.x, 2.1).
 namespace device_status {
 /// ACKNOWLEDGE: the guest noticed the device.
