@@ -8,6 +8,7 @@
 #include <flushkit/pmem/backing.hpp>
 #include <flushkit/pmem/pmem_device.hpp>
 
+#include "support/fua_loop.hpp"
 #include "support/pmem_support.hpp"
 
 #include <doctest/doctest.h>
@@ -23,7 +24,6 @@
 
 namespace asio = boost::asio;
 namespace pm = flushkit::pmem;
-using flushkit::request;
 using flushkit::status;
 using provider = flushkit::test::sequenced_async_provider;
 using device = pm::pmem_device<flushkit::region<provider&>>;
@@ -35,28 +35,7 @@ constexpr int measured = 100000;
 constexpr std::size_t block = 512;
 
 /// Callback chain: each completion submits the next FUA write.
-struct callback_loop {
-  explicit callback_loop(device& d) : dev(&d) {}
-  device* dev;
-  std::array<std::byte, block> data{};
-  flushkit::segment seg{data.data(), data.size()};
-  request req;
-  int remaining = 0;
-  int failures = 0;
-  unsigned n = 0;
-
-  void submit() {
-    data[0] = static_cast<std::byte>(++n);
-    req.prepare(flushkit::req_op::write, (n % 64) * block, {&seg, 1}, flushkit::req_flags::fua);
-    req.on_complete(&callback_loop::done, this);
-    dev->submit(req);
-  }
-  static void done(void* ctx, request&, const status& st) {
-    auto* self = static_cast<callback_loop*>(ctx);
-    if (st) ++self->failures;
-    if (--self->remaining > 0) self->submit();
-  }
-};
+using callback_loop = flushkit::test::fua_loop<device, block>;
 
 asio::awaitable<void> write_loop(device* dev, int n, int* failures) {
   std::array<std::byte, block> data{};

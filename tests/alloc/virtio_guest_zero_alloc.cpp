@@ -10,6 +10,7 @@
 #include <flushkit/pmem/backing.hpp>
 #include <flushkit/pmem/pmem_device.hpp>
 
+#include "support/fua_loop.hpp"
 #include "support/scripted_pmem_device.hpp"
 #include "support/virtio_guest.hpp"
 
@@ -17,15 +18,12 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
 
 namespace asio = boost::asio;
 namespace fv = flushkit::virtio;
 namespace pm = flushkit::pmem;
-using flushkit::request;
-using flushkit::status;
 using guest_t = fv::pmem_guest<asio::io_context::executor_type, flushkit_test::scripted_pmem_device>;
 using device = pm::pmem_device<flushkit::region<guest_t&>>;
 
@@ -36,28 +34,7 @@ constexpr int measured = 100000;
 constexpr std::size_t block = 512;
 
 /// Each completion submits the next FUA write.
-struct fua_loop {
-  explicit fua_loop(device& d) : dev(&d) {}
-  device* dev;
-  std::array<std::byte, block> data{};
-  flushkit::segment seg{data.data(), data.size()};
-  request req;
-  int remaining = 0;
-  int failures = 0;
-  unsigned n = 0;
-
-  void submit() {
-    data[0] = static_cast<std::byte>(++n);
-    req.prepare(flushkit::req_op::write, (n % 64) * block, {&seg, 1}, flushkit::req_flags::fua);
-    req.on_complete(&fua_loop::done, this);
-    dev->submit(req);
-  }
-  static void done(void* ctx, request&, const status& st) {
-    auto* self = static_cast<fua_loop*>(ctx);
-    if (st) ++self->failures;
-    if (--self->remaining > 0) self->submit();
-  }
-};
+using fua_loop = flushkit::test::fua_loop<device, block>;
 
 } // namespace
 

@@ -1,0 +1,327 @@
+// The crash checker over the virtio-pmem stack: pmem_device<region<...>> over
+// pmem_guest (optionally behind a coalescer), pmem_host answering over an
+// inproc_pair, the host's flush target the checker's volatile_cache. The three
+// event loops (guest, host device loop, host blocking pool) are io_contexts
+// the checker steps on its own thread through poll_one(), so every crash
+// boundary is exact.
+#include <flushkit/testing/crash_checker.hpp>
+
+#include <flushkit/coalesce/coalescer.hpp>
+#include <flushkit/core/flush_result.hpp>
+#include <flushkit/core/region.hpp>
+#include <flushkit/core/request.hpp>
+#include <flushkit/core/status.hpp>
+#include <flushkit/pmem/pmem_device.hpp>
+#include <flushkit/testing/volatile_cache.hpp>
+#include <flushkit/virtio/inproc_transport.hpp>
+#include <flushkit/virtio/pmem_guest.hpp>
+#include <flushkit/virtio/pmem_host.hpp>
+
+#include <boost/asio/io_context.hpp>
+
+#include <doctest/doctest.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <ostream> // doctest prints a status through operator<<
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace asio = boost::asio;
+namespace ft = flushkit::testing;
+namespace fv = flushkit::virtio;
+using flushkit::req_flags;
+using flushkit::req_op;
+
+namespace {
+
+using ex_t = asio::io_context::executor_type;
+using guest_t = fv::pmem_guest<ex_t, fv::inproc_notifier<ex_t>>;
+using host_t = fv::pmem_host<ex_t, ex_t, fv::inproc_notifier<ex_t>>;
+
+constexpr std::uint64_t pmem_start = 0x1'0000'0000; // the pmem range in guest physical memory
+constexpr std::uint64_t guest_ram_bytes = 64 * 1024; // ring + request/response slots
+
+// ---- the device under test ---------------------------------------------------------
+
+/// The host's flush target: the cache's synchronous flush (makes durable every
+/// write noted before it).
+struct cache_target {
+  ft::volatile_cache* cache;
+  flushkit::status flush() { return cache->flush(); }
+};
+
+/// A broken host: acknowledges every flush without making anything durable.
+struct lying_target {
+  ft::volatile_cache* cache;
+  flushkit::status flush() { return {}; }
+};
+
+/// Guest loop, host device loop and host blocking pool, stepped on one thread.
+struct stepped_loops {
+  asio::io_context guest, host, pool;
+  std::size_t next = 0;
+
+  /// Runs one ready handler, taking the loops in turn. Returns 0 when none is ready.
+  std::size_t poll_one() {
+    asio::io_context* loops[] = {&guest, &host, &pool};
+    for (std::size_t k = 0; k < 3; ++k) {
+      asio::io_context& io = *loops[(next + k) % 3];
+      if (io.stopped()) io.restart();
+      if (io.poll_one() == 0) continue;
+      next = (next + k + 1) % 3;
+      return 1;
+    }
+    return 0;
+  }
+  void run_until_idle() {
+    while (poll_one() != 0) {}
+  }
+};
+
+/// Not a coalescer: the guest is the region's backend directly.
+struct no_coalescer {
+  explicit no_coalescer(guest_t&) {}
+};
+
+/// The region's provider in the guest. Data writes are noted in the cache
+/// (the guest's stores reach the host's volatile cache); flushes go to
+/// `Backend` (the guest, or a coalescer over it). The request-less flush (the
+/// device's removal flush) takes the asynchronous path and steps the loops
+/// until it completes: the guest's blocking flush would wait for loops only
+/// this thread runs.
+template <class Backend> struct guest_provider {
+  ft::volatile_cache* cache;
+  Backend* backend;
+  stepped_loops* loops;
+  flushkit::request final_req{}; // outlives the guest's use of it even if the flush hangs
+
+  void note_dirty(const void* p, std::size_t n) { cache->note_dirty(p, n); }
+  flushkit::flush_result flush(flushkit::request& req) { return backend->flush(req); }
+  flushkit::status flush() {
+    final_req.prepare(req_op::flush, 0, {}, req_flags::preflush);
+    const flushkit::flush_result r = backend->flush(final_req);
+    if (!r.is_async()) return r.sync_status();
+    while (!final_req.completed())
+      if (loops->poll_one() == 0) return make_error_code(flushkit::errc::timeout);
+    return final_req.result();
+  }
+};
+
+/// pmem_device -> [coalescer ->] pmem_guest -> inproc_pair -> pmem_host -> `Target`.
+template <class Target, bool Coalesce> class virtio_stack {
+  using coalescer_t = std::conditional_t<Coalesce, flushkit::coalescer<guest_t&>, no_coalescer>;
+  using backend_t = std::conditional_t<Coalesce, coalescer_t, guest_t>;
+  using provider_t = guest_provider<backend_t>;
+
+public:
+  explicit virtio_stack(ft::volatile_cache& c)
+      : target_{&c}, pair_(loops_.host.get_executor(), loops_.guest.get_executor(), guest_ram_bytes),
+        host_(loops_.host.get_executor(), loops_.pool.get_executor(), pair_.control(), pair_.memory(), target_,
+              pair_.interrupt(), fv::pmem_config{pmem_start, c.medium().size()}, host_options()),
+        guest_(loops_.guest.get_executor(), pair_.control(), pair_.memory(),
+               fv::driver_area{pair_.guest_base(), pair_.ram(), pair_.ram_size()}, pair_.kick(), guest_options()),
+        coalescer_(guest_), provider_{&c, &backend(), &loops_}, dev_(c.medium(), {}, provider_) {
+    REQUIRE(pair_.ok());
+    host_.set_config_notifier(pair_.config_change());
+    pair_.connect_device(&host_t::kick_entry, &host_);
+    pair_.connect_driver(&on_interrupt, &guest_);
+    pair_.connect_config(&on_config, &guest_);
+    REQUIRE_FALSE(guest_.probe());
+    REQUIRE(guest_.range().size == c.medium().size());
+  }
+  virtio_stack(const virtio_stack&) = delete;
+  virtio_stack& operator=(const virtio_stack&) = delete;
+
+  /// v7 order: the device's removal flush (through the host), then the guest
+  /// is removed. remove() waits for the guest's loop, so the guest is marked
+  /// broken and its loop stepped to idle first.
+  ~virtio_stack() {
+    dev_.remove();
+    guest_.mark_broken("test teardown");
+    loops_.run_until_idle();
+    guest_.remove();
+    loops_.run_until_idle();
+    CHECK(host_.busy() == 0);
+    CHECK(host_.counters().malformed == 0);
+    CHECK(guest_.slab_fallbacks() == 0);
+  }
+
+  void submit(flushkit::request& r) { dev_.submit(r); }
+  std::size_t poll_one() { return loops_.poll_one(); }
+
+private:
+  static fv::pmem_host_options host_options() {
+    fv::pmem_host_options o;
+    o.queue_size_max = 16;
+    return o;
+  }
+  static fv::pmem_guest_options guest_options() {
+    fv::pmem_guest_options o;
+    o.queue_size = 8;
+    o.log = [](void*, const char*, const char*) {}; // the teardown's mark_broken is expected
+    return o;
+  }
+  static void on_interrupt(void* g) { static_cast<guest_t*>(g)->on_interrupt(); }
+  static void on_config(void* g) { static_cast<guest_t*>(g)->on_config_change(); }
+
+  backend_t& backend() noexcept {
+    if constexpr (Coalesce)
+      return coalescer_;
+    else
+      return guest_;
+  }
+
+  stepped_loops loops_;
+  Target target_;
+  fv::inproc_pair<ex_t> pair_;
+  host_t host_;
+  guest_t guest_;
+  coalescer_t coalescer_;
+  provider_t provider_;
+  flushkit::pmem::pmem_device<flushkit::region<provider_t&>> dev_;
+};
+
+template <class Target, bool Coalesce> struct virtio_under_test {
+  virtio_stack<Target, Coalesce> operator()(ft::volatile_cache& c) const { return virtio_stack<Target, Coalesce>(c); }
+};
+
+using direct_checker = ft::crash_checker<virtio_under_test<cache_target, false>>;
+using coalesced_checker = ft::crash_checker<virtio_under_test<cache_target, true>>;
+using lying_checker = ft::crash_checker<virtio_under_test<lying_target, false>>;
+
+// ---- workloads -------------------------------------------------------------------
+
+// The alphabet of tests/testing/crash_checker.cpp: overlapping writes with
+// every flag combination, one crossing a 4 KiB page, and an empty flush.
+const std::array<ft::crash_op, 5> alphabet{
+    ft::crash_op::write(0, 100),
+    ft::crash_op::write(40, 100, req_flags::fua),
+    ft::crash_op::write(4000, 200, req_flags::preflush),
+    ft::crash_op::write(60, 8, req_flags::preflush | req_flags::fua),
+    ft::crash_op::flush(),
+};
+
+// Every workload of length 1..4 over the alphabet (5 + 25 + 125 + 625).
+std::vector<std::vector<ft::crash_op>> small_workloads() {
+  std::vector<std::vector<ft::crash_op>> out;
+  for (std::size_t len = 1; len <= 4; ++len) {
+    std::size_t total = 1;
+    for (std::size_t i = 0; i < len; ++i) total *= alphabet.size();
+    for (std::size_t code = 0; code < total; ++code) {
+      std::vector<ft::crash_op> w;
+      for (std::size_t i = 0, c = code; i < len; ++i, c /= alphabet.size()) w.push_back(alphabet[c % alphabet.size()]);
+      out.push_back(w);
+    }
+  }
+  return out;
+}
+
+// Boundaries of a workload on this stack: before submit + completion per op,
+// a noted write per data write, one host flush (issued + completed in the
+// cache) per PREFLUSH and per FUA, the end, and the removal flush, which
+// reaches the host too. Each flush of the region is one guest request and
+// one target flush on the host's pool.
+std::size_t planned_boundaries(const std::vector<ft::crash_op>& w) {
+  std::size_t n = 1 + 2;
+  for (const ft::crash_op& op : w) {
+    n += 2;
+    if (has(op.flags, req_flags::preflush)) n += 2;
+    if (op.kind == req_op::write && op.length != 0) n += has(op.flags, req_flags::fua) ? 3U : 1U;
+  }
+  return n;
+}
+
+struct exhaustive_result {
+  ft::crash_report report;
+  std::size_t planned_workloads = 0;
+  std::size_t planned_points = 0;
+};
+
+template <class Checker> exhaustive_result run_small(Checker& checker) {
+  exhaustive_result r;
+  for (const auto& w : small_workloads()) {
+    ++r.planned_workloads;
+    r.planned_points += planned_boundaries(w);
+    r.report += checker.run_exhaustive(w);
+  }
+  return r;
+}
+
+void print_examples(const ft::crash_report& r) {
+  for (const ft::crash_violation& v : r.examples) MESSAGE(v.to_string());
+}
+
+} // namespace
+
+TEST_SUITE("testing/crash_checker") {
+
+TEST_CASE("virtio-pmem guest and host: every crash point of every small workload recovers a consistent image") {
+  direct_checker checker;
+  const exhaustive_result e = run_small(checker);
+  const ft::crash_report& r = e.report;
+  MESSAGE("virtio exhaustive: workloads " << r.workloads << ", crash points " << r.crash_points << ", crash states "
+                                          << r.crash_states << ", violations " << r.violations);
+  print_examples(r);
+  CHECK(e.planned_workloads == 5 + 25 + 125 + 625);
+  CHECK(r.workloads == e.planned_workloads);
+  CHECK(r.crash_points == e.planned_points);
+  CHECK(r.crash_states > r.crash_points);
+  CHECK(r.violations == 0);
+}
+
+TEST_CASE("virtio-pmem guest and host: seeded random crash trials find no violation") {
+  constexpr std::size_t trials = 10'000;
+  direct_checker checker;
+  const ft::crash_report r = checker.run_random(1, trials);
+  MESSAGE("virtio random: trials " << r.random_trials << ", crash states " << r.crash_states << ", violations "
+                                   << r.violations);
+  print_examples(r);
+  CHECK(r.random_trials == trials);
+  CHECK(r.crash_states == trials);
+  CHECK(r.violations == 0);
+}
+
+TEST_CASE("virtio-pmem behind a coalescer: seeded random crash trials find no violation") {
+  constexpr std::size_t trials = 3'000;
+  coalesced_checker checker;
+  const ft::crash_report r = checker.run_random(1, trials);
+  const ft::crash_report one = checker.run_exhaustive(std::vector<ft::crash_op>{alphabet[1], alphabet[4]});
+  MESSAGE("virtio + coalescer random: trials " << r.random_trials << ", crash states " << r.crash_states
+                                               << ", violations " << r.violations);
+  print_examples(r);
+  CHECK(r.random_trials == trials);
+  CHECK(r.crash_states == trials);
+  CHECK(r.violations == 0);
+  // The coalescer adds no crash boundary: one backend flush per region flush.
+  CHECK(one.crash_points == planned_boundaries({alphabet[1], alphabet[4]}));
+  CHECK(one.violations == 0);
+}
+
+TEST_CASE("a virtio-pmem host that acknowledges flushes without flushing is caught") {
+  lying_checker checker;
+  const exhaustive_result e = run_small(checker);
+  const ft::crash_report rr = checker.run_random(1, 1'000);
+  MESSAGE("virtio lying host: exhaustive violations " << e.report.violations << ", random violations "
+                                                      << rr.violations);
+  CHECK(e.report.violations > 0);
+  CHECK(rr.violations > 0);
+  REQUIRE_FALSE(rr.examples.empty());
+  const ft::crash_violation& v = rr.examples.front();
+  CHECK(v.kind == ft::violation_kind::lost_durable_write);
+  const ft::crash_report replay = checker.run_random_trial(v.seed);
+  REQUIRE(replay.violations == 1);
+  CHECK(replay.examples.front().crash_point == v.crash_point);
+
+  // A single FUA write: caught at its completion with drop_all.
+  const std::vector<ft::crash_op> one{ft::crash_op::write(0, 16, req_flags::fua)};
+  const ft::crash_report single = checker.run_exhaustive(one);
+  REQUIRE(single.violations > 0);
+  const ft::crash_violation& s = single.examples.front();
+  CHECK(s.boundary == ft::boundary_kind::completed);
+  CHECK(checker.check_at(one, s.crash_point, s.policy).violations == 1);
+}
+
+} // TEST_SUITE
