@@ -7,6 +7,7 @@
 #include <flushkit/core/region.hpp>
 #include <flushkit/exec/ordered_executor.hpp>
 
+#include "support/alloc_measure.hpp"
 #include "support/executor_provider.hpp"
 
 #include <doctest/doctest.h>
@@ -64,15 +65,8 @@ TEST_CASE("callback path: 0 allocations over 100000 asynchronous flushes") {
   flushkit::ordered_executor<> ex(io.get_executor());
   provider p(ex);
   flushkit::region<provider&> region(p);
-  callback_loop loop{&region, {}, warmup, 0};
-  loop.submit();
-  io.run();
-  io.restart();
-  const std::size_t allocs = flushkit::test::allocations_during([&] {
-    loop.remaining = measured;
-    loop.submit();
-    io.run();
-  });
+  callback_loop loop{&region, {}, 0, 0};
+  const std::size_t allocs = flushkit::test::chain_allocations(io, loop, warmup, measured);
   CHECK(allocs == 0);
   CHECK(loop.failures == 0);
   CHECK(p.calls == warmup + measured);
@@ -91,15 +85,8 @@ TEST_CASE("coroutine path: 0 allocations over 100000 awaited asynchronous flushe
   io.run();
   io.restart();
   std::size_t allocs = 0;
-  asio::co_spawn(
-      io,
-      [](flushkit::region<provider&>* r, int* f, std::size_t* b) -> asio::awaitable<void> {
-        co_await coroutine_loop(r, 1, f); // builds the frames once
-        *b = flushkit::test::allocation_count.load();
-        co_await coroutine_loop(r, measured, f);
-        *b = flushkit::test::allocation_count.load() - *b;
-      }(&region, &failures, &allocs),
-      asio::detached);
+  asio::co_spawn(io, flushkit::test::coroutine_allocations(&coroutine_loop, &region, measured, &failures, &allocs),
+                 asio::detached);
   io.run();
   CHECK(allocs == 0);
   CHECK(failures == 0);

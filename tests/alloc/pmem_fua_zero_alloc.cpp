@@ -8,6 +8,7 @@
 #include <flushkit/pmem/backing.hpp>
 #include <flushkit/pmem/pmem_device.hpp>
 
+#include "support/alloc_measure.hpp"
 #include "support/fua_loop.hpp"
 #include "support/pmem_support.hpp"
 
@@ -47,13 +48,6 @@ asio::awaitable<void> write_loop(device* dev, int n, int* failures) {
   }
 }
 
-asio::awaitable<void> measured_loop(device* dev, int* failures, std::size_t* allocs) {
-  co_await write_loop(dev, 1, failures); // builds the frames once
-  *allocs = flushkit::test::allocation_count.load();
-  co_await write_loop(dev, measured, failures);
-  *allocs = flushkit::test::allocation_count.load() - *allocs;
-}
-
 } // namespace
 
 TEST_CASE("raw submit with a callback: 0 allocations over 100000 FUA writes") {
@@ -63,15 +57,7 @@ TEST_CASE("raw submit with a callback: 0 allocations over 100000 FUA writes") {
   provider p(io);
   device dev(b->bytes(), {}, p);
   callback_loop loop(dev);
-  loop.remaining = warmup;
-  loop.submit();
-  io.run();
-  io.restart();
-  const std::size_t allocs = flushkit::test::allocations_during([&] {
-    loop.remaining = measured;
-    loop.submit();
-    io.run();
-  });
+  const std::size_t allocs = flushkit::test::chain_allocations(io, loop, warmup, measured);
   CHECK(allocs == 0);
   CHECK(loop.failures == 0);
   CHECK(p.script.flushes() == warmup + measured);
@@ -89,7 +75,8 @@ TEST_CASE("co_await async_write with use_awaitable: 0 allocations over 100000 FU
   io.run();
   io.restart();
   std::size_t allocs = ~std::size_t{0};
-  asio::co_spawn(io, measured_loop(&dev, &failures, &allocs), asio::detached);
+  asio::co_spawn(io, flushkit::test::coroutine_allocations(&write_loop, &dev, measured, &failures, &allocs),
+                 asio::detached);
   io.run();
   CHECK(allocs == 0);
   CHECK(failures == 0);

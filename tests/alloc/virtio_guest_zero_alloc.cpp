@@ -10,6 +10,7 @@
 #include <flushkit/pmem/backing.hpp>
 #include <flushkit/pmem/pmem_device.hpp>
 
+#include "support/alloc_measure.hpp"
 #include "support/fua_loop.hpp"
 #include "support/scripted_pmem_device.hpp"
 #include "support/virtio_guest.hpp"
@@ -55,15 +56,7 @@ TEST_CASE("virtio-pmem guest: 0 allocations over 100000 FUA writes through pmem_
   {
     device dev(b->bytes(), {}, guest);
     fua_loop loop(dev);
-    loop.remaining = warmup;
-    loop.submit();
-    io.run();
-    io.restart();
-    const std::size_t allocs = flushkit::test::allocations_during([&] {
-      loop.remaining = measured;
-      loop.submit();
-      io.run();
-    });
+    const std::size_t allocs = flushkit::test::chain_allocations(io, loop, warmup, measured);
     CHECK(allocs == 0);
     CHECK(loop.failures == 0);
     CHECK(host.chains() == warmup + measured);

@@ -38,6 +38,19 @@ asio::awaitable<void> await_as_tuple(request& req, status* out) {
   *out = st;
 }
 
+/// Spawns `awaiter(req, &seen)` on an io_context, lets it suspend on `req`,
+/// completes `req` with `st`, runs the io_context and returns `seen`.
+status awaited_status(asio::awaitable<void> (*awaiter)(request&, status*), status st) {
+  asio::io_context io;
+  request req(req_op::flush, 0, {});
+  status seen = errc::cancelled;
+  asio::co_spawn(io, awaiter(req, &seen), asio::detached);
+  io.poll();
+  req.complete(st);
+  io.run();
+  return seen;
+}
+
 } // namespace
 
 TEST_SUITE("core/completion") {
@@ -73,36 +86,15 @@ TEST_CASE("a wait started after completion is posted and not run inline") {
 }
 
 TEST_CASE("use_awaitable resumes the coroutine with the status") {
-  asio::io_context io;
-  request req(req_op::flush, 0, {});
-  status seen = errc::cancelled;
-  asio::co_spawn(io, await_use_awaitable(req, &seen), asio::detached);
-  io.poll();
-  req.complete(errc::timeout);
-  io.run();
-  CHECK(seen == errc::timeout);
+  CHECK(awaited_status(&await_use_awaitable, errc::timeout) == errc::timeout);
 }
 
 TEST_CASE("deferred operations can be awaited") {
-  asio::io_context io;
-  request req(req_op::flush, 0, {});
-  status seen = errc::cancelled;
-  asio::co_spawn(io, await_deferred(req, &seen), asio::detached);
-  io.poll();
-  req.complete({});
-  io.run();
-  CHECK_FALSE(seen);
+  CHECK_FALSE(awaited_status(&await_deferred, {}));
 }
 
 TEST_CASE("as_tuple delivers the status as a tuple element") {
-  asio::io_context io;
-  request req(req_op::flush, 0, {});
-  status seen = errc::cancelled;
-  asio::co_spawn(io, await_as_tuple(req, &seen), asio::detached);
-  io.poll();
-  req.complete(errc::no_memory);
-  io.run();
-  CHECK(seen == errc::no_memory);
+  CHECK(awaited_status(&await_as_tuple, errc::no_memory) == errc::no_memory);
 }
 
 TEST_CASE("use_future yields the status through a std::future") {

@@ -87,6 +87,20 @@ struct coroutine_item {
   }
 };
 
+/// Numbers `items` 0, 1, ... and submits them to `ex` in that order; each
+/// runs its coroutine on `pool` and records into `log`.
+void submit_coroutine_items(std::deque<coroutine_item>& items, flushkit::ordered_executor<pool_executor>& ex,
+                            asio::thread_pool& pool, order_log& log) {
+  int id = 0;
+  for (coroutine_item& it : items) {
+    it.ex = &ex;
+    it.pool = &pool;
+    it.log = &log;
+    it.id = id++;
+    REQUIRE_FALSE(ex.submit(it.work));
+  }
+}
+
 std::vector<int> iota_ids(int n) {
   std::vector<int> v;
   for (int i = 0; i < n; ++i) v.push_back(i);
@@ -124,14 +138,7 @@ TEST_CASE("suspending coroutine items on a thread pool stay strictly serialised"
   flushkit::ordered_executor<pool_executor> ex(pool.get_executor());
   order_log log;
   std::deque<coroutine_item> items(n);
-  for (int i = 0; i < n; ++i) {
-    auto& it = items[static_cast<std::size_t>(i)];
-    it.ex = &ex;
-    it.pool = &pool;
-    it.log = &log;
-    it.id = i;
-    REQUIRE_FALSE(ex.submit(it.work));
-  }
+  submit_coroutine_items(items, ex, pool, log);
   ex.drain();
   CHECK(log.started == iota_ids(n));
   CHECK(log.finished == iota_ids(n));
@@ -223,14 +230,7 @@ TEST_CASE("drain waits for queued and suspended items") {
   flushkit::ordered_executor<pool_executor> ex(pool.get_executor());
   order_log log;
   std::deque<coroutine_item> items(8);
-  for (int i = 0; i < 8; ++i) {
-    auto& it = items[static_cast<std::size_t>(i)];
-    it.ex = &ex;
-    it.pool = &pool;
-    it.log = &log;
-    it.id = i;
-    REQUIRE_FALSE(ex.submit(it.work));
-  }
+  submit_coroutine_items(items, ex, pool, log);
   ex.drain();
   CHECK(log.finished.size() == 8);
   CHECK(ex.idle());
@@ -243,14 +243,7 @@ TEST_CASE("shutdown runs every queued item and rejects later submissions") {
   order_log log;
   std::deque<coroutine_item> items(16);
   ex.freeze(); // items are queued, none running, when shutdown starts
-  for (int i = 0; i < 16; ++i) {
-    auto& it = items[static_cast<std::size_t>(i)];
-    it.ex = &ex;
-    it.pool = &pool;
-    it.log = &log;
-    it.id = i;
-    REQUIRE_FALSE(ex.submit(it.work));
-  }
+  submit_coroutine_items(items, ex, pool, log);
   ex.shutdown();
   CHECK(log.finished == iota_ids(16));
   work_item late([](work_item&, void*) { FAIL("a rejected item ran"); }, nullptr);

@@ -6,9 +6,10 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "support/crash_workloads.hpp"
+
 #include <doctest/doctest.h>
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <ostream> // doctest prints a status through operator<<
@@ -17,54 +18,10 @@
 
 namespace ft = flushkit::testing;
 using flushkit::req_flags;
-using flushkit::req_op;
+using flushkit::test::print_examples;
+using flushkit::test::run_small;
 
 namespace {
-
-// The op alphabet of the exhaustive runs: overlapping writes with every flag
-// combination, one crossing a 4 KiB page, and an empty flush.
-const std::array<ft::crash_op, 5> alphabet{
-    ft::crash_op::write(0, 100),
-    ft::crash_op::write(40, 100, req_flags::fua),
-    ft::crash_op::write(4000, 200, req_flags::preflush),
-    ft::crash_op::write(60, 8, req_flags::preflush | req_flags::fua),
-    ft::crash_op::flush(),
-};
-
-// Boundaries the checker must visit for a workload on a synchronous device
-// over volatile_cache, derived from pmem_device's documented submit order:
-// before submit + completion per op, a noted write per data write, an
-// issue/complete pair per provider flush (PREFLUSH, FUA), one at the end, and
-// the removal flush's pair.
-std::size_t planned_boundaries(const std::vector<ft::crash_op>& w) {
-  std::size_t n = 1 + 2;
-  for (const ft::crash_op& op : w) {
-    n += 2;
-    if (has(op.flags, req_flags::preflush)) n += 2;
-    if (op.kind == req_op::write && op.length != 0) n += has(op.flags, req_flags::fua) ? 3U : 1U;
-  }
-  return n;
-}
-
-// Every workload of length 1..3 over the alphabet, and every one of length 4
-// whose index is a multiple of `stride4` (1: all 625).
-std::vector<std::vector<ft::crash_op>> small_workloads(std::size_t stride4) {
-  std::vector<std::vector<ft::crash_op>> out;
-  for (std::size_t len = 1; len <= 4; ++len) {
-    std::size_t total = 1;
-    for (std::size_t i = 0; i < len; ++i) total *= alphabet.size();
-    for (std::size_t code = 0; code < total; code += (len == 4 ? stride4 : 1)) {
-      std::vector<ft::crash_op> w;
-      for (std::size_t i = 0, c = code; i < len; ++i, c /= alphabet.size()) w.push_back(alphabet[c % alphabet.size()]);
-      out.push_back(w);
-    }
-  }
-  return out;
-}
-
-void print_examples(const ft::crash_report& r) {
-  for (const ft::crash_violation& v : r.examples) MESSAGE(v.to_string());
-}
 
 // A broken provider: acknowledges every flush without making anything durable.
 struct lying_cache {
@@ -113,31 +70,20 @@ struct async_under_test {
   async_pmem operator()(ft::volatile_cache& c) const { return async_pmem(c); }
 };
 
-template <class Factory> ft::crash_report run_small(ft::crash_checker<Factory>& checker, std::size_t stride4,
-                                                    std::size_t& planned_points) {
-  ft::crash_report total;
-  planned_points = 0;
-  for (const auto& w : small_workloads(stride4)) {
-    planned_points += planned_boundaries(w);
-    total += checker.run_exhaustive(w);
-  }
-  return total;
-}
-
 } // namespace
 
 TEST_SUITE("testing/crash_checker") {
 
 TEST_CASE("every crash point of every small workload recovers a consistent image") {
   ft::crash_checker<> checker;
-  std::size_t planned_points = 0;
-  const ft::crash_report r = run_small(checker, 1, planned_points);
+  const flushkit::test::exhaustive_result e = run_small(checker, 1);
+  const ft::crash_report& r = e.report;
   const std::size_t planned_workloads = 5 + 25 + 125 + 625;
   MESSAGE("exhaustive: workloads " << r.workloads << ", crash points " << r.crash_points << ", crash states "
                                    << r.crash_states << ", violations " << r.violations);
   print_examples(r);
   CHECK(r.workloads == planned_workloads);
-  CHECK(r.crash_points == planned_points);
+  CHECK(r.crash_points == e.planned_points);
   CHECK(r.crash_states > r.crash_points); // more than drop_all where writes were pending
   CHECK(r.violations == 0);
 }
@@ -172,15 +118,15 @@ TEST_CASE("random workloads have the configured lengths and replay from their se
 
 TEST_CASE("an asynchronous device is checked at the same boundaries") {
   ft::crash_checker<async_under_test> checker;
-  std::size_t planned_points = 0;
-  const ft::crash_report r = run_small(checker, 25, planned_points);
+  const flushkit::test::exhaustive_result e = run_small(checker, 25);
+  const ft::crash_report& r = e.report;
   const ft::crash_report rr = checker.run_random(500, 1'000);
   MESSAGE("async exhaustive: crash points " << r.crash_points << ", crash states " << r.crash_states
                                             << ", violations " << r.violations << "; random trials "
                                             << rr.random_trials << ", violations " << rr.violations);
   print_examples(r);
   print_examples(rr);
-  CHECK(r.crash_points == planned_points);
+  CHECK(r.crash_points == e.planned_points);
   CHECK(r.violations == 0);
   CHECK(rr.random_trials == 1'000);
   CHECK(rr.violations == 0);
@@ -188,27 +134,14 @@ TEST_CASE("an asynchronous device is checked at the same boundaries") {
 
 TEST_CASE("a provider that acknowledges flushes without flushing is caught and the failure replays") {
   ft::crash_checker<lying_under_test> checker;
-  std::size_t planned_points = 0;
-  const ft::crash_report r = run_small(checker, 25, planned_points);
+  const ft::crash_report r = run_small(checker, 25).report;
   const ft::crash_report rr = checker.run_random(1, 1'000);
   MESSAGE("lying provider: exhaustive violations " << r.violations << ", random violations " << rr.violations);
   CHECK(r.violations > 0);
-  CHECK(rr.violations > 0);
-  REQUIRE_FALSE(rr.examples.empty());
-  const ft::crash_violation& v = rr.examples.front();
-  CHECK(v.kind == ft::violation_kind::lost_durable_write);
-  const ft::crash_report replay = checker.run_random_trial(v.seed);
-  REQUIRE(replay.violations == 1);
-  CHECK(replay.examples.front().crash_point == v.crash_point);
-  CHECK(replay.examples.front().offset == v.offset);
+  const flushkit::test::replayed_violation v = flushkit::test::check_lie_replays(checker, rr);
+  CHECK(v.replay.examples.front().offset == v.found.offset);
 
-  // A single FUA write: caught at its completion with drop_all.
-  const std::vector<ft::crash_op> one{ft::crash_op::write(0, 16, req_flags::fua)};
-  const ft::crash_report single = checker.run_exhaustive(one);
-  REQUIRE(single.violations > 0);
-  const ft::crash_violation& s = single.examples.front();
-  CHECK(s.boundary == ft::boundary_kind::completed);
-  CHECK(checker.check_at(one, s.crash_point, s.policy).violations == 1);
+  flushkit::test::check_lie_caught_on_single_fua(checker);
 }
 
 TEST_CASE("a provider that acknowledges one flush late is caught") {

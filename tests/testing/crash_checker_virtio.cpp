@@ -19,9 +19,10 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "support/crash_workloads.hpp"
+
 #include <doctest/doctest.h>
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <ostream> // doctest prints a status through operator<<
@@ -34,6 +35,10 @@ namespace ft = flushkit::testing;
 namespace fv = flushkit::virtio;
 using flushkit::req_flags;
 using flushkit::req_op;
+using flushkit::test::crash_alphabet;
+using flushkit::test::planned_boundaries;
+using flushkit::test::print_examples;
+using flushkit::test::run_small;
 
 namespace {
 
@@ -192,75 +197,13 @@ using direct_checker = ft::crash_checker<virtio_under_test<cache_target, false>>
 using coalesced_checker = ft::crash_checker<virtio_under_test<cache_target, true>>;
 using lying_checker = ft::crash_checker<virtio_under_test<lying_target, false>>;
 
-// ---- workloads -------------------------------------------------------------------
-
-// The alphabet of tests/testing/crash_checker.cpp: overlapping writes with
-// every flag combination, one crossing a 4 KiB page, and an empty flush.
-const std::array<ft::crash_op, 5> alphabet{
-    ft::crash_op::write(0, 100),
-    ft::crash_op::write(40, 100, req_flags::fua),
-    ft::crash_op::write(4000, 200, req_flags::preflush),
-    ft::crash_op::write(60, 8, req_flags::preflush | req_flags::fua),
-    ft::crash_op::flush(),
-};
-
-// Every workload of length 1..4 over the alphabet (5 + 25 + 125 + 625).
-std::vector<std::vector<ft::crash_op>> small_workloads() {
-  std::vector<std::vector<ft::crash_op>> out;
-  for (std::size_t len = 1; len <= 4; ++len) {
-    std::size_t total = 1;
-    for (std::size_t i = 0; i < len; ++i) total *= alphabet.size();
-    for (std::size_t code = 0; code < total; ++code) {
-      std::vector<ft::crash_op> w;
-      for (std::size_t i = 0, c = code; i < len; ++i, c /= alphabet.size()) w.push_back(alphabet[c % alphabet.size()]);
-      out.push_back(w);
-    }
-  }
-  return out;
-}
-
-// Boundaries of a workload on this stack: before submit + completion per op,
-// a noted write per data write, one host flush (issued + completed in the
-// cache) per PREFLUSH and per FUA, the end, and the removal flush, which
-// reaches the host too. Each flush of the region is one guest request and
-// one target flush on the host's pool.
-std::size_t planned_boundaries(const std::vector<ft::crash_op>& w) {
-  std::size_t n = 1 + 2;
-  for (const ft::crash_op& op : w) {
-    n += 2;
-    if (has(op.flags, req_flags::preflush)) n += 2;
-    if (op.kind == req_op::write && op.length != 0) n += has(op.flags, req_flags::fua) ? 3U : 1U;
-  }
-  return n;
-}
-
-struct exhaustive_result {
-  ft::crash_report report;
-  std::size_t planned_workloads = 0;
-  std::size_t planned_points = 0;
-};
-
-template <class Checker> exhaustive_result run_small(Checker& checker) {
-  exhaustive_result r;
-  for (const auto& w : small_workloads()) {
-    ++r.planned_workloads;
-    r.planned_points += planned_boundaries(w);
-    r.report += checker.run_exhaustive(w);
-  }
-  return r;
-}
-
-void print_examples(const ft::crash_report& r) {
-  for (const ft::crash_violation& v : r.examples) MESSAGE(v.to_string());
-}
-
 } // namespace
 
 TEST_SUITE("testing/crash_checker") {
 
 TEST_CASE("virtio-pmem guest and host: every crash point of every small workload recovers a consistent image") {
   direct_checker checker;
-  const exhaustive_result e = run_small(checker);
+  const flushkit::test::exhaustive_result e = run_small(checker, 1);
   const ft::crash_report& r = e.report;
   MESSAGE("virtio exhaustive: workloads " << r.workloads << ", crash points " << r.crash_points << ", crash states "
                                           << r.crash_states << ", violations " << r.violations);
@@ -288,7 +231,7 @@ TEST_CASE("virtio-pmem behind a coalescer: seeded random crash trials find no vi
   constexpr std::size_t trials = 3'000;
   coalesced_checker checker;
   const ft::crash_report r = checker.run_random(1, trials);
-  const ft::crash_report one = checker.run_exhaustive(std::vector<ft::crash_op>{alphabet[1], alphabet[4]});
+  const ft::crash_report one = checker.run_exhaustive(std::vector<ft::crash_op>{crash_alphabet[1], crash_alphabet[4]});
   MESSAGE("virtio + coalescer random: trials " << r.random_trials << ", crash states " << r.crash_states
                                                << ", violations " << r.violations);
   print_examples(r);
@@ -296,32 +239,20 @@ TEST_CASE("virtio-pmem behind a coalescer: seeded random crash trials find no vi
   CHECK(r.crash_states == trials);
   CHECK(r.violations == 0);
   // The coalescer adds no crash boundary: one backend flush per region flush.
-  CHECK(one.crash_points == planned_boundaries({alphabet[1], alphabet[4]}));
+  CHECK(one.crash_points == planned_boundaries({crash_alphabet[1], crash_alphabet[4]}));
   CHECK(one.violations == 0);
 }
 
 TEST_CASE("a virtio-pmem host that acknowledges flushes without flushing is caught") {
   lying_checker checker;
-  const exhaustive_result e = run_small(checker);
+  const flushkit::test::exhaustive_result e = run_small(checker, 1);
   const ft::crash_report rr = checker.run_random(1, 1'000);
   MESSAGE("virtio lying host: exhaustive violations " << e.report.violations << ", random violations "
                                                       << rr.violations);
   CHECK(e.report.violations > 0);
-  CHECK(rr.violations > 0);
-  REQUIRE_FALSE(rr.examples.empty());
-  const ft::crash_violation& v = rr.examples.front();
-  CHECK(v.kind == ft::violation_kind::lost_durable_write);
-  const ft::crash_report replay = checker.run_random_trial(v.seed);
-  REQUIRE(replay.violations == 1);
-  CHECK(replay.examples.front().crash_point == v.crash_point);
+  flushkit::test::check_lie_replays(checker, rr);
 
-  // A single FUA write: caught at its completion with drop_all.
-  const std::vector<ft::crash_op> one{ft::crash_op::write(0, 16, req_flags::fua)};
-  const ft::crash_report single = checker.run_exhaustive(one);
-  REQUIRE(single.violations > 0);
-  const ft::crash_violation& s = single.examples.front();
-  CHECK(s.boundary == ft::boundary_kind::completed);
-  CHECK(checker.check_at(one, s.crash_point, s.policy).violations == 1);
+  flushkit::test::check_lie_caught_on_single_fua(checker);
 }
 
 } // TEST_SUITE
