@@ -1,6 +1,7 @@
 #include <flushkit/core/region.hpp>
 
 #include "support/fake_providers.hpp"
+#include "support/violation_capture.hpp"
 
 #include <doctest/doctest.h>
 
@@ -118,6 +119,23 @@ TEST_CASE("a request-less flush is synchronous for a provider that has both flus
   CHECK(r.flush() == errc::io_error);
   CHECK(r.provider().sync_calls == 1);
   CHECK(r.provider().async_calls == 0);
+}
+
+TEST_CASE("a provider handle for another request fails the request with io_error") {
+  struct wrong_handle {
+    request other{req_op::flush, 0, {}};
+    flush_result flush(request&) { return flush_result::async(other); }
+  };
+  flushkit::test::violation_capture capture;
+  region<wrong_handle> r;
+  request req(req_op::flush, 0, {});
+  const flush_result res = r.flush(req);
+  CHECK_FALSE(res.is_async());
+  CHECK(res.sync_status() == errc::io_error);
+  CHECK_FALSE(req.completed());
+  req.complete(res.sync_status()); // no interception left behind: this is the final completion
+  CHECK(req.result() == errc::io_error);
+  CHECK(capture.violations() == (flushkit::test::asserts_enabled ? 1 : 0));
 }
 
 TEST_CASE("a region can refer to a provider it does not own") {

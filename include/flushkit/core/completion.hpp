@@ -56,7 +56,7 @@ public:
   void deliver(const status& st, bool must_post) {
     Handler h(std::move(handler_));
     work_executor work(std::move(work_));
-    destroy();
+    destroy(h);
     if (must_post)
       boost::asio::post(work, boost::asio::append(std::move(h), st));
     else
@@ -64,9 +64,9 @@ public:
   }
 
 private:
-  void destroy() {
-    allocator_type alloc(
-        boost::asio::get_associated_allocator(handler_, boost::asio::recycling_allocator<void>()));
+  // `h` is the handler moved out of this op: its allocator frees the op.
+  void destroy(const Handler& h) {
+    allocator_type alloc(boost::asio::get_associated_allocator(h, boost::asio::recycling_allocator<void>()));
     this->~wait_op();
     std::allocator_traits<allocator_type>::deallocate(alloc, this, 1);
   }

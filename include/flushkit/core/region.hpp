@@ -74,12 +74,12 @@ public:
     if constexpr (is_async) {
       req.intercept_completion(&region::apply_policy, nullptr);
       flush_result r = provider_.flush(req);
-      if (r.is_async()) {
-        FLUSHKIT_ASSERT(&r.handle().get_request() == &req, "provider returned a handle for another request");
-        return r;
-      }
+      if (r.is_async() && &r.handle().get_request() == &req) return r;
+      // A handle for another request is a provider bug: reported, and `req`
+      // fails now instead of waiting for a completion that never comes.
+      FLUSHKIT_ASSERT(!r.is_async(), "provider returned a handle for another request");
       req.cancel_interception();
-      return flush_result::done(region_error_policy(r.sync_status()));
+      return flush_result::done(r.is_async() ? make_error_code(errc::io_error) : region_error_policy(r.sync_status()));
     } else {
       return flush_result::done(flush());
     }
