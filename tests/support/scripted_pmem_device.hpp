@@ -138,14 +138,22 @@ private:
     return v;
   }
 
+  void forget_ring_locked() {
+    if (!dq_.configured()) return;
+    dq_.reset();
+    held_count_ = 0;
+  }
+
   // Follows the driver's status register. Returns whether the queue is live.
   bool sync_locked() {
+    const std::uint32_t requested = control_.reset_request.load();
+    if (requested != control_.reset_ack.load()) { // a reset we have not carried out yet
+      forget_ring_locked();
+      control_.reset_ack.store(requested);
+    }
     const std::uint8_t s = control_.status.load(std::memory_order_acquire);
     if (s == 0 || (s & fv::device_status::driver_ok) == 0) {
-      if (dq_.configured()) {
-        dq_.reset();
-        held_count_ = 0;
-      }
+      forget_ring_locked();
       return false;
     }
     if (!dq_.configured()) {

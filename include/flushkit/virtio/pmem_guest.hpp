@@ -24,12 +24,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <utility>
 
 namespace flushkit::virtio {
@@ -77,7 +79,11 @@ struct pmem_guest_options {
   bool one_in_flight = true;
   /// What DEVICE_NEEDS_RESET does (see `needs_reset_policy`).
   needs_reset_policy on_needs_reset = needs_reset_policy::mark_broken;
-  /// Where "virtqueue is broken" goes (once per device object).
+  /// How long `restore()` waits for the device to acknowledge the reset that
+  /// `freeze()` wrote (`pmem_control::reset_ack`).
+  std::chrono::milliseconds reset_timeout{1000};
+  /// Where "virtqueue is broken" goes (once per device object). Called with
+  /// the driver lock held: the sink must not call back into the guest.
   pmem_guest_log_fn log = &pmem_guest_log_to_stderr;
   /// Context pointer passed to `log`.
   void* log_context = nullptr;
@@ -258,16 +264,33 @@ public:
   /// in-flight one too) -> reset the device (status 0) -> drain the tokens
   /// (every chain still in the ring is detached, its context released) ->
   /// delete the queue. Blocks; not on the driver's executor. Idempotent, and
-  /// safe after `freeze()`. Later flushes fail with io_error.
+  /// safe after `freeze()`. Later flushes fail with io_error. It does not
+  /// wait for the device to acknowledge the reset: a device that notices it
+  /// late may still write a stale answer into the old ring, so keep guest
+  /// memory mapped until the device is stopped or `pmem_control::reset_ack`
+  /// caught up.
   void remove() { shut_down(true); }
 
   /// `virtio_pmem_freeze`: as `remove` but the object stays for `restore()`.
   void freeze() { shut_down(false); }
 
-  /// `virtio_pmem_restore`: after `freeze()`, runs the initialisation again
-  /// (queue set-up, DRIVER_OK) and clears the broken state.
-  /// Errors: invalid_request when not frozen; as `probe()` otherwise.
+  /// `virtio_pmem_restore`: after `freeze()`, waits until the device has
+  /// acknowledged the reset `freeze()` wrote (VIRTIO: the driver must see the
+  /// reset complete before it re-initialises; here `pmem_control::reset_ack`
+  /// reaches the driver's `reset_request`), then runs the initialisation again (queue set-up,
+  /// DRIVER_OK) and clears the broken state. Without the wait, a flush the
+  /// device finished after the freeze could be pushed into the new ring and
+  /// be taken for a new request's acknowledgement. Blocks (bounded by
+  /// `reset_timeout`); not on the driver's executor.
+  /// Errors: invalid_request when not frozen; timeout when the device did not
+  /// acknowledge the reset in time (still frozen; call again); as `probe()`
+  /// otherwise.
   status restore() {
+    {
+      std::lock_guard lk(mu_);
+      if (state_ != lifecycle::frozen) return make_error_code(errc::invalid_request);
+    }
+    if (status st = await_reset_ack()) return st;
     std::lock_guard lk(mu_);
     if (state_ != lifecycle::frozen) return make_error_code(errc::invalid_request);
     if (status st = setup_locked()) return st;
@@ -602,7 +625,12 @@ private:
       logged_ = true;
       opts_.log(opts_.log_context, "virtqueue is broken", reason);
     }
-    waiters_.clear(); // every waiter now sees broken_
+    for (context& c : waiters_)
+      if (c.async == nullptr) { // a blocking caller: done, even if a restore clears broken_ before it wakes
+        c.result = io_error();
+        c.done = true;
+      }
+    waiters_.clear(); // every waiter now sees broken_ (the asynchronous one through the strand)
     schedule_service_locked(); // the strand completes the asynchronous request
   }
 
@@ -621,10 +649,41 @@ private:
     std::unique_lock lk(mu_);
     cv_.wait(lk, [this] { return !scheduled_ && !running_; });
     control_.status.store(0, std::memory_order_seq_cst); // device reset: it stops using the ring
+    reset_request_ = control_.reset_request.fetch_add(1, std::memory_order_seq_cst) + 1;
+    reset_unacked_ = true;
     drain_tokens_locked();
     state_ = removing ? lifecycle::removed : lifecycle::frozen;
     lk.unlock();
     cv_.notify_all();
+    kick_.notify(); // a device without a register trap notices the reset on a kick
+  }
+
+  // Waits (bounded) until the device acknowledged the last reset written by
+  // shut_down (reset_ack caught up with it). Kicks again now and then, since
+  // notifications may be merged or missed while the device resets.
+  status await_reset_ack() {
+    std::uint32_t wanted = 0;
+    {
+      std::lock_guard lk(mu_);
+      if (!reset_unacked_) return {};
+      wanted = reset_request_;
+    }
+    const auto acked = [&] {
+      const std::uint32_t ack = control_.reset_ack.load(std::memory_order_acquire);
+      return static_cast<std::int32_t>(ack - wanted) >= 0;
+    };
+    const auto deadline = std::chrono::steady_clock::now() + opts_.reset_timeout;
+    for (unsigned round = 0; !acked(); ++round) {
+      if (std::chrono::steady_clock::now() >= deadline) return make_error_code(errc::timeout);
+      if (round % 64 == 63) kick_.notify();
+      if (round < 64)
+        std::this_thread::yield();
+      else
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    std::lock_guard lk(mu_);
+    reset_unacked_ = false;
+    return {};
   }
 
   // After the device reset: every chain still in the ring (answered or not)
@@ -666,6 +725,8 @@ private:
   std::atomic<bool> broken_{true}; // until probe
   const char* reason_ = "not probed";
   bool logged_ = false;
+  bool reset_unacked_ = false;          // shut_down wrote status 0; the device has not acknowledged yet
+  std::uint32_t reset_request_ = 0;     // the reset_request value of that reset
   bool kick_pending_ = false;
   bool scheduled_ = false; // service handler posted, not started
   bool running_ = false;   // service handler running

@@ -131,10 +131,12 @@ public:
   static void kick_entry(void* self) { static_cast<pmem_host*>(self)->on_kick(); }
 
   /// Effects: looks at the status register: 0 after activity resets the
-  /// device; DRIVER_OK with queue_enable activates the queue (bad registers or
+  /// device, and every reset the driver requested is carried out and
+  /// acknowledged in `reset_ack` (which `pmem_guest::restore()` waits for); DRIVER_OK with queue_enable activates the queue (bad registers or
   /// unoffered features -> NEEDS_RESET). Returns: true when the queue is active.
   bool poll_status() {
     const std::uint8_t st = ctl_.status.load(std::memory_order_acquire);
+    acknowledge_resets();
     if (st == 0) {
       if (state_ != state::idle) do_reset();
       return false;
@@ -236,6 +238,16 @@ private:
   ring_addresses current_registers() const noexcept {
     return {ctl_.queue_size.load(std::memory_order_acquire), ctl_.queue_desc.load(std::memory_order_acquire),
             ctl_.queue_avail.load(std::memory_order_acquire), ctl_.queue_used.load(std::memory_order_acquire)};
+  }
+
+  // Carries out every reset the driver requested since the last look (even
+  // one whose status 0 was already overwritten by a new initialisation), then
+  // acknowledges it in `reset_ack`.
+  void acknowledge_resets() {
+    const std::uint32_t requested = ctl_.reset_request.load(std::memory_order_acquire);
+    if (requested == ctl_.reset_ack.load(std::memory_order_relaxed)) return;
+    if (state_ != state::idle) do_reset();
+    ctl_.reset_ack.store(requested, std::memory_order_release);
   }
 
   bool registers_changed() const noexcept {

@@ -74,6 +74,14 @@ struct pmem_control {
   std::atomic<std::uint64_t> config_start{0};     ///< device: `virtio_pmem_config.start` (guest address of the pmem range)
   std::atomic<std::uint64_t> config_size{0};      ///< device: `virtio_pmem_config.size` in bytes
   std::atomic<std::uint32_t> config_generation{0};///< device: bumped on every config change
+  /// driver: incremented each time it resets the device by writing status 0.
+  /// Shared memory has no register trap, so the device learns of a reset
+  /// when it next looks; the driver waits for `reset_ack` before it
+  /// re-initialises (VIRTIO: wait for the reset to complete).
+  std::atomic<std::uint32_t> reset_request{0};
+  /// device: the last `reset_request` it has carried out. Once it equals the
+  /// driver's value, no answer from before that reset reaches the ring.
+  std::atomic<std::uint32_t> reset_ack{0};
 };
 
 static_assert(std::atomic<std::uint8_t>::is_always_lock_free && std::atomic<std::uint32_t>::is_always_lock_free &&

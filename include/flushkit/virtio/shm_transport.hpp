@@ -27,7 +27,7 @@ struct shm_header {
   /// The expected `magic`.
   static constexpr std::uint64_t magic_value = 0x31564f4954524956ull; // "VIRTIOV1"
   /// The expected `version` (this layout).
-  static constexpr std::uint32_t version_value = 1;
+  static constexpr std::uint32_t version_value = 2;
 
   /// `magic_value` in a transport file.
   std::uint64_t magic = 0;
