@@ -180,6 +180,9 @@ public:
   /// completes; it is coalesced like any other. Returns: its status.
   /// Errors: as `flush(request&)`; `errc::invalid_request` when called from a
   /// completion this coalescer is delivering (it would wait for itself).
+  /// Precondition: not called on the thread or executor that completes the
+  /// backend's asynchronous flushes (for a `pmem_guest` backend: its
+  /// executor), which this call would block; only the first case is detected.
   /// Allocation: none.
   status flush() requires has_sync_flush {
     sync_waiter w{this};
