@@ -1,6 +1,7 @@
 // Zero heap allocations per request in steady state: submit -> ordered
 // executor -> complete, through region<> and an asynchronous provider, for the
-// callback path and the coroutine path.
+// callback path and the coroutine path, and for completions that come from
+// another thread (the provider's thread pool) back to the coroutine's thread.
 #include "support/counting_new.hpp"
 
 #include <flushkit/core/completion.hpp>
@@ -15,6 +16,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 namespace asio = boost::asio;
@@ -22,6 +24,7 @@ using flushkit::request;
 using flushkit::status;
 using io_executor = asio::io_context::executor_type;
 using provider = flushkit::test::executor_provider<io_executor>;
+using pool_provider = flushkit::test::executor_provider<asio::thread_pool::executor_type>;
 
 namespace {
 
@@ -48,7 +51,8 @@ struct callback_loop {
   }
 };
 
-asio::awaitable<void> coroutine_loop(flushkit::region<provider&>* region, int n, int* failures) {
+template <class Provider>
+asio::awaitable<void> coroutine_loop(flushkit::region<Provider&>* region, int n, int* failures) {
   request req;
   for (int i = 0; i < n; ++i) {
     req.prepare(flushkit::req_op::flush, 0, {}, flushkit::req_flags::preflush);
@@ -85,9 +89,33 @@ TEST_CASE("coroutine path: 0 allocations over 100000 awaited asynchronous flushe
   io.run();
   io.restart();
   std::size_t allocs = 0;
-  asio::co_spawn(io, flushkit::test::coroutine_allocations(&coroutine_loop, &region, measured, &failures, &allocs),
+  asio::co_spawn(io,
+                 flushkit::test::coroutine_allocations(&coroutine_loop<provider>, &region, measured, &failures, &allocs),
                  asio::detached);
   io.run();
+  CHECK(allocs == 0);
+  CHECK(failures == 0);
+  CHECK(p.calls == warmup + measured + 1);
+  CHECK(ex.slab_fallbacks() == 0);
+}
+
+TEST_CASE("cross-thread path: 0 allocations when a pool thread completes what a coroutine awaits") {
+  asio::io_context io;
+  asio::thread_pool pool(1);
+  flushkit::ordered_executor<asio::thread_pool::executor_type> ex(pool.get_executor());
+  pool_provider p(ex);
+  flushkit::region<pool_provider&> region(p);
+  int failures = 0;
+  asio::co_spawn(io, coroutine_loop(&region, warmup, &failures), asio::detached);
+  io.run();
+  io.restart();
+  std::size_t allocs = 0;
+  asio::co_spawn(
+      io, flushkit::test::coroutine_allocations(&coroutine_loop<pool_provider>, &region, measured, &failures, &allocs),
+      asio::detached);
+  io.run();
+  ex.drain();
+  pool.join();
   CHECK(allocs == 0);
   CHECK(failures == 0);
   CHECK(p.calls == warmup + measured + 1);
