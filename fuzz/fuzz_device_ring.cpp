@@ -26,6 +26,9 @@
 //   * loops are bounded: process_all calls back at most size() times.
 // Then the same image is handed to pmem_host (the virtio-pmem device):
 // kick, run both executors to completion, check its counters and used ring.
+#define FK_CHECK_TARGET "fuzz_device_ring"
+#include "fuzz_check.hpp"
+
 #include <flushkit/virtio/device_queue.hpp>
 #include <flushkit/virtio/pmem_host.hpp>
 
@@ -46,13 +49,6 @@ using flushkit::errc;
 using flushkit::status;
 
 namespace {
-
-void fk_check(bool ok, const char* what, int line) {
-  if (ok) return;
-  std::fprintf(stderr, "fuzz_device_ring: invariant failed: %s (line %d)\n", what, line);
-  __builtin_trap();
-}
-#define FK_CHECK(cond) fk_check(static_cast<bool>(cond), #cond, __LINE__)
 
 constexpr std::uint64_t guest_base = 0x10000;
 constexpr std::uint64_t region_bytes = 4096;

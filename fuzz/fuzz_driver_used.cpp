@@ -24,6 +24,9 @@
 //     the model's count, after every step; detach_unused returns each chain
 //     still in flight exactly once.
 // Violations call __builtin_trap().
+#define FK_CHECK_TARGET "fuzz_driver_used"
+#include "fuzz_check.hpp"
+
 #include <flushkit/virtio/driver_queue.hpp>
 
 #include <algorithm>
@@ -40,13 +43,6 @@ using flushkit::errc;
 using flushkit::status;
 
 namespace {
-
-void fk_check(bool ok, const char* what, int line) {
-  if (ok) return;
-  std::fprintf(stderr, "fuzz_driver_used: invariant failed: %s (line %d)\n", what, line);
-  __builtin_trap();
-}
-#define FK_CHECK(cond) fk_check(static_cast<bool>(cond), #cond, __LINE__)
 
 constexpr std::uint64_t guest_base = 0x10000;
 constexpr std::size_t mem_bytes = 8192;
