@@ -41,7 +41,6 @@ public:
     return (old & completed_bit) == 0;
   }
 
-  bool armed_before() const noexcept { return (state_.load(std::memory_order_acquire) & armed_bit) != 0; }
   bool done() const noexcept { return (state_.load(std::memory_order_acquire) & completed_bit) != 0; }
 
   /// The stored status; valid once `done()` is true.
