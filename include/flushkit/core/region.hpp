@@ -1,6 +1,7 @@
 // flushkit/core/region.hpp - a flushable region and its error policy (nvdimm_flush).
 #pragma once
 
+#include <flushkit/core/capabilities.hpp>
 #include <flushkit/core/flush_result.hpp>
 #include <flushkit/core/provider.hpp>
 #include <flushkit/core/request.hpp>
@@ -16,7 +17,7 @@ namespace flushkit {
 /// (`no_memory`, or ENOMEM in any category) stays `no_memory`, and every other
 /// provider error becomes `io_error`. Host and backend values never leak
 /// through as their own codes.
-inline status region_error_policy(const status& st) noexcept {
+[[nodiscard]] inline status region_error_policy(const status& st) noexcept {
   if (!st) return {};
   if (st == std::errc::not_enough_memory) return make_error_code(errc::no_memory);
   return make_error_code(errc::io_error);
@@ -27,9 +28,16 @@ inline status region_error_policy(const status& st) noexcept {
 ///
 /// `Provider` is a provider type (held by value), a reference to one (held by
 /// reference; the provider must outlive the region), or `no_provider`.
-template <class Provider = no_provider> class region {
+///
+/// Capabilities: the region has each capability of its provider
+/// (`dirty_tracking`, `durability()`, `usable()`, see core/capabilities.hpp),
+/// forwarded unchanged; a device asks the region, never the provider type.
+/// A chain of wrappers that loses a capability on the way does not compile.
+template <class Provider = no_provider>
+class region : public forward_capabilities<region<Provider>, std::remove_reference_t<Provider>> {
   static_assert(detail::check_provider<Provider>());
   using provider_type = std::remove_reference_t<Provider>;
+  static_assert(detail::check_capability_chain<provider_type>());
 
 public:
   /// True when the provider is an `async_flush_provider`: `flush(request&)` may return an asynchronous result.
@@ -41,17 +49,19 @@ public:
   region() requires std::default_initializable<Provider> = default;
   /// A region holding `p` (moved in, or bound by reference for `Provider = P&`).
   explicit region(Provider p) : provider_(std::forward<Provider>(p)) {}
-  template <class... Args>
   /// A region whose provider is constructed in place from `args`.
+  template <class... Args>
   explicit region(std::in_place_t, Args&&... args) : provider_(std::forward<Args>(args)...) {}
 
   /// The provider.
   provider_type& provider() noexcept { return provider_; }
+  /// The provider.
+  const provider_type& provider() const noexcept { return provider_; }
 
   /// Request-less flush: always synchronous. Returns the provider's status
   /// after the error policy. Requires a provider with `status flush()` or
   /// `no_provider`.
-  status flush() requires has_sync_flush {
+  [[nodiscard]] status flush() requires has_sync_flush {
     if constexpr (std::same_as<std::remove_cvref_t<Provider>, no_provider>) {
       std::atomic_thread_fence(std::memory_order_seq_cst);
       return {};
@@ -70,7 +80,7 @@ public:
   /// Returns: the result with `region_error_policy` applied. The region does
   /// not complete `req` for a synchronous result; the caller does.
   /// Allocation: none.
-  flush_result flush(request& req) {
+  [[nodiscard]] flush_result flush(request& req) {
     if constexpr (is_async) {
       req.intercept_completion(&region::apply_policy, nullptr);
       flush_result r = provider_.flush(req);
