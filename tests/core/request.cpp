@@ -87,6 +87,47 @@ TEST_CASE("a second completion is refused and reported") {
   CHECK(capture.violations() == (flushkit::test::asserts_enabled ? 1 : 0));
 }
 
+TEST_CASE("a second waiter is refused and reported and the first one keeps the completion") {
+  flushkit::test::violation_capture capture;
+  struct waiter {
+    int calls = 0;
+    status last{};
+    static void fn(void* ctx, const status& st) {
+      auto* self = static_cast<waiter*>(ctx);
+      ++self->calls;
+      self->last = st;
+    }
+  };
+  request req(req_op::flush, 0, {});
+  waiter first, second;
+  CHECK(req.arm_waiter(&waiter::fn, &first));
+  // Refused: never called, and not for the caller to deliver either.
+  CHECK(req.arm_waiter(&waiter::fn, &second));
+  CHECK(capture.violations() == (flushkit::test::asserts_enabled ? 1 : 0));
+  req.complete(errc::io_error);
+  CHECK(first.calls == 1);
+  CHECK(first.last == errc::io_error);
+  CHECK(second.calls == 0);
+  req.prepare(req_op::flush, 0, {}); // a new use takes a new waiter
+  CHECK(req.arm_waiter(&waiter::fn, &second));
+  req.complete({});
+  CHECK(second.calls == 1);
+  CHECK(capture.violations() == (flushkit::test::asserts_enabled ? 1 : 0));
+}
+
+TEST_CASE("a second on_complete callback is refused and reported; the first one is called") {
+  flushkit::test::violation_capture capture;
+  int first = 0, second = 0;
+  auto count = [](void* n, request&, const status&) { ++*static_cast<int*>(n); };
+  request req(req_op::flush, 0, {});
+  req.on_complete(count, &first);
+  req.on_complete(count, &second);
+  CHECK(capture.violations() == (flushkit::test::asserts_enabled ? 1 : 0));
+  req.complete({});
+  CHECK(first == 1);
+  CHECK(second == 0);
+}
+
 TEST_CASE("prepare makes a completed request reusable") {
   request req(req_op::flush, 0, {});
   req.complete(errc::io_error);

@@ -18,7 +18,7 @@ namespace flushkit {
 /// `handle(token)` / `handle.async_wait(token)` accept any completion token.
 /// Completion signature `void(flushkit::status)`; executor, ordering and
 /// allocation as for `flushkit::async_wait`.
-class async_completion {
+class [[nodiscard]] async_completion {
 public:
   /// A handle for `req`, which an asynchronous provider has taken ownership of.
   explicit async_completion(request& req) noexcept : req_(&req) {}
@@ -46,12 +46,12 @@ private:
 /// `async_completion` meaning the provider took ownership of completing the
 /// request. There is no third state: an unknown or positive provider value can
 /// never be mistaken for "asynchronous".
-class flush_result {
+class [[nodiscard]] flush_result {
 public:
   /// Synchronous result (success by default).
-  static flush_result done(status st = {}) noexcept { return flush_result(st, nullptr); }
+  [[nodiscard]] static flush_result done(status st = {}) noexcept { return flush_result(st, nullptr); }
   /// The provider owns completing `req` from now on.
-  static flush_result async(request& req) noexcept { return flush_result({}, &req); }
+  [[nodiscard]] static flush_result async(request& req) noexcept { return flush_result({}, &req); }
 
   /// True when the provider took ownership of the request (use `handle()`); false for a synchronous result (use `sync_status()`).
   bool is_async() const noexcept { return async_ != nullptr; }

@@ -142,8 +142,12 @@ public:
   const status& result() const noexcept { return slot_.result(); }
 
   /// Installs a callback waiter (no allocation). If the request already
-  /// completed, `fn` runs before this function returns.
+  /// completed, `fn` runs before this function returns. At most one waiter
+  /// per use: a second one is a contract violation, refused (the first keeps
+  /// the completion).
   void on_complete(completion_fn fn, void* context) noexcept {
+    FLUSHKIT_ASSERT(user_fn_ == nullptr, "a second waiter installed on one request");
+    if (user_fn_ != nullptr) return;
     user_fn_ = fn;
     user_context_ = context;
     if (!slot_.arm(&request::deliver_to_user, this)) fn(context, *this, slot_.result());

@@ -75,12 +75,12 @@ inline const std::error_category& flushkit_category() noexcept {
   return instance;
 }
 
-inline status make_error_code(errc e) noexcept { return {static_cast<int>(e), flushkit_category()}; }
+[[nodiscard]] inline status make_error_code(errc e) noexcept { return {static_cast<int>(e), flushkit_category()}; }
 
 /// Converts an errno value to a status. 0 gives success; the errno values in
 /// the table of `errc` give that value; every other errno gives `io_error`
 /// (an unknown failure of the medium is reported as a medium failure).
-inline status status_from_errno(int err) noexcept {
+[[nodiscard]] inline status status_from_errno(int err) noexcept {
   if (err == 0) return {};
   for (const auto& e : detail::errc_table)
     if (e.errno_value == err) return make_error_code(e.value);

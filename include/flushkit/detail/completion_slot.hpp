@@ -2,6 +2,7 @@
 #pragma once
 
 #include <flushkit/core/status.hpp>
+#include <flushkit/detail/assert.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -16,7 +17,8 @@ namespace flushkit::detail {
 ///    `completed` (acquire) and returns false, the caller delivers.
 ///  - arm() first: it publishes the waiter (release); complete() sees `armed`
 ///    (acquire) and calls the waiter.
-/// A second completion never touches the status; it returns false.
+/// A second completion never touches the status; it returns false. A second
+/// `arm` in the same use never touches the waiter (see `arm`).
 class completion_slot {
 public:
   using waiter_fn = void (*)(void* context, const status& st);
@@ -33,8 +35,20 @@ public:
 
   /// Installs the waiter. Returns true if `fn` will be called by `complete`,
   /// false if the slot already completed (the caller then delivers itself,
-  /// reading `result()`). At most one waiter per use.
+  /// reading `result()`).
+  ///
+  /// Errors: at most one waiter per use; a second `arm` (from any thread) is
+  /// a contract violation reported with FLUSHKIT_ASSERT. Without assertions
+  /// (or when the handler returns) it is refused: the first waiter stays
+  /// installed, `fn` is never called, and the call returns true so that the
+  /// caller does not deliver a result itself.
   bool arm(waiter_fn fn, void* context) noexcept {
+    // arming_bit claims the waiter fields before they are written, so a
+    // second arm cannot overwrite them while `complete` may be reading them.
+    if (state_.fetch_or(arming_bit, std::memory_order_acq_rel) & arming_bit) {
+      FLUSHKIT_ASSERT(false, "completion armed twice (a second waiter for one request)");
+      return true;
+    }
     waiter_ = fn;
     context_ = context;
     const std::uint8_t old = state_.fetch_or(armed_bit, std::memory_order_acq_rel);
@@ -58,6 +72,7 @@ public:
 private:
   static constexpr std::uint8_t armed_bit = 1;
   static constexpr std::uint8_t completed_bit = 2;
+  static constexpr std::uint8_t arming_bit = 4; // an arm() claimed the waiter fields
 
   std::atomic<bool> claimed_{false};
   std::atomic<std::uint8_t> state_{0};

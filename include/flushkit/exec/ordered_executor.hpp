@@ -61,7 +61,7 @@ public:
   /// Queues `item`. Returns success, or `errc::shutting_down` after
   /// `shutdown()` began, in which case the item was not queued and will never
   /// run. Thread-safe; never blocks on the running item; never allocates.
-  status submit(work_item& item) noexcept {
+  [[nodiscard]] status submit(work_item& item) noexcept {
     std::unique_lock lk(mu_);
     if (shutting_down_) return make_error_code(errc::shutting_down);
     FLUSHKIT_ASSERT(!item.is_queued(), "work_item submitted twice");

@@ -34,7 +34,7 @@ public:
   /// Marks [first, first + count) bad, merging with neighbours.
   /// Errors: `no_space` when the set is full (nothing changed); `invalid_request` for count 0
   /// or a range that wraps.
-  status add(std::uint64_t first, std::uint64_t count) noexcept {
+  [[nodiscard]] status add(std::uint64_t first, std::uint64_t count) noexcept {
     if (count == 0 || first + count < first) return make_error_code(errc::invalid_request);
     std::lock_guard lk(mu_);
     range r{first, first + count};
@@ -63,7 +63,7 @@ public:
   /// Removes [first, first + count) from the set; a range cut in the middle
   /// splits in two. Fires the notification when anything was removed.
   /// Errors: `no_space` when a split needs a slot and the set is full (nothing changed).
-  status clear(std::uint64_t first, std::uint64_t count) noexcept {
+  [[nodiscard]] status clear(std::uint64_t first, std::uint64_t count) noexcept {
     if (count == 0) return {};
     bool removed = false;
     {

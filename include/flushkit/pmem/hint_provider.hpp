@@ -42,7 +42,7 @@ public:
   }
 
   /// Effects: write-back fence, one store to each unique hint word, full fence. Returns: success.
-  status flush() noexcept {
+  [[nodiscard]] status flush() noexcept {
     detail::write_back_fence();
     for (std::size_t i = 0; i < unique_; ++i) *static_cast<volatile std::uint64_t*>(hints_[i]) = 1;
     std::atomic_thread_fence(std::memory_order_seq_cst);

@@ -11,7 +11,7 @@ namespace flushkit::pmem {
 
 /// The outcome of a factory that can fail without throwing: either a `T` or a
 /// non-success `status`. A small stand-in for `std::expected` (C++23).
-template <class T> class result {
+template <class T> class [[nodiscard]] result {
 public:
   /// A successful result holding `value`.
   result(T value) noexcept(std::is_nothrow_move_constructible_v<T>) : value_(std::move(value)) {}

@@ -108,7 +108,7 @@ public:
   /// the negotiated ring features. `mem` must outlive the configuration.
   /// Errors: invalid_request when already configured, `a.size` > max_size or
   /// not a power of two, an area misaligned, overlapping or outside `mem`.
-  status configure(const guest_memory& mem, const ring_addresses& a, ring_features f) noexcept {
+  [[nodiscard]] status configure(const guest_memory& mem, const ring_addresses& a, ring_features f) noexcept {
     if (ring_.mapped() || a.size > max_) return errc::invalid_request;
     split_ring r;
     if (auto st = split_ring::map(mem, a, r)) return st;
@@ -178,7 +178,7 @@ public:
   /// earlier generation; device_broken when broken; invalid_request when not
   /// configured, `id.head` is not in flight, or `len` exceeds the chain's
   /// writable bytes.
-  status push_used(chain_id id, std::uint32_t len) noexcept {
+  [[nodiscard]] status push_used(chain_id id, std::uint32_t len) noexcept {
     if (id.generation != generation_) return errc::cancelled;
     if (broken_ != nullptr) return errc::device_broken;
     if (!ring_.mapped() || id.head >= ring_.size() || head_in_flight_[id.head] == 0 ||

@@ -70,7 +70,7 @@ public:
   /// free. Call before the device is activated.
   /// Errors: invalid_request when already configured, `a.size` > max_size,
   /// or the layout is invalid or outside `mem`.
-  status configure(const guest_memory& mem, const ring_addresses& a, ring_features f) noexcept {
+  [[nodiscard]] status configure(const guest_memory& mem, const ring_addresses& a, ring_features f) noexcept {
     if (ring_.mapped() || a.size > max_) return errc::invalid_request;
     split_ring r;
     if (auto st = split_ring::map(mem, a, r)) return st;
@@ -92,7 +92,7 @@ public:
   /// is null, the chain is empty, longer than the queue size, has a zero-length
   /// buffer or more than 2^32 bytes; no_space when fewer than
   /// out.size() + in.size() descriptors are free (nothing is changed).
-  status add(std::span<const buffer> out, std::span<const buffer> in, void* token) noexcept {
+  [[nodiscard]] status add(std::span<const buffer> out, std::span<const buffer> in, void* token) noexcept {
     if (broken()) return errc::io_error;
     const std::size_t total = out.size() + in.size();
     if (!ring_.mapped() || token == nullptr || total == 0 || total > ring_.size()) return errc::invalid_request;

@@ -47,7 +47,7 @@ public:
   /// overflows 2^64 or overlaps an existing region, or `host` and `guest_base`
   /// differ modulo 16 (guest alignment must equal host alignment, so aligned ring
   /// fields can be accessed atomically); no_space when `max_regions` are in use.
-  status add_region(std::uint64_t guest_base, void* host, std::uint64_t size) noexcept {
+  [[nodiscard]] status add_region(std::uint64_t guest_base, void* host, std::uint64_t size) noexcept {
     if (host == nullptr || size == 0 || guest_base > UINT64_MAX - size ||
         (reinterpret_cast<std::uintptr_t>(host) - guest_base) % 16 != 0)
       return errc::invalid_request;

@@ -58,7 +58,7 @@ public:
   bool ok() const noexcept { return !error_; }
   /// Why the constructor failed: invalid_request (zero size, `guest_base` not
   /// 16-aligned or overflowing) or the system error of mmap; success when `ok()`.
-  status error() const noexcept { return error_; }
+  [[nodiscard]] status error() const noexcept { return error_; }
 
   /// The shared control registers (zero-initialised), for both sides.
   pmem_control& control() noexcept { return control_; }

@@ -83,7 +83,7 @@ public:
   /// Errors: invalid_request for a zero `ram_size` or a `guest_base` not
   /// 16-aligned or overflowing; the system error of memfd_create, ftruncate
   /// or mmap.
-  status create(std::uint64_t ram_size, std::uint64_t guest_base = 0x100000, const char* name = "flushkit-virtio") {
+  [[nodiscard]] status create(std::uint64_t ram_size, std::uint64_t guest_base = 0x100000, const char* name = "flushkit-virtio") {
     if (ram_size == 0 || guest_base % 16 != 0 || guest_base > UINT64_MAX - ram_size) return errc::invalid_request;
     detail::transport_fd fd(::memfd_create(name, MFD_CLOEXEC));
     if (fd.get() < 0) return detail::transport_errno();
@@ -106,7 +106,7 @@ public:
   /// Errors: invalid_request when the file is not a transport file (magic,
   /// version, offsets or sizes inconsistent with the file size); the system
   /// error of dup, fstat or mmap.
-  status attach(int fd) {
+  [[nodiscard]] status attach(int fd) {
     detail::transport_fd own(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
     if (own.get() < 0) return detail::transport_errno();
     struct ::stat sb {};
@@ -151,7 +151,7 @@ private:
     std::swap(control_, o.control_);
   }
 
-  status map_all(detail::transport_fd fd, const shm_header& h) {
+  [[nodiscard]] status map_all(detail::transport_fd fd, const shm_header& h) {
     detail::transport_mapping m;
     if (auto st = detail::transport_mapping::map(fd.get(), static_cast<std::size_t>(h.ram_offset + h.ram_size),
                                                  MAP_SHARED, m))

@@ -44,7 +44,7 @@ constexpr bool need_event(std::uint16_t event_idx, std::uint16_t new_idx, std::u
 }
 
 /// Returns: {} when `n` is a power of two in 1..32768; invalid_request otherwise.
-inline status validate_queue_size(std::uint32_t n) noexcept {
+[[nodiscard]] inline status validate_queue_size(std::uint32_t n) noexcept {
   if (n == 0 || n > max_queue_size || (n & (n - 1)) != 0) return errc::invalid_request;
   return {};
 }
@@ -81,7 +81,7 @@ struct ring_addresses {
 /// boundary after the avail ring (with used_event).
 /// Errors: invalid_request for a bad queue size, an `align` that is not a power
 /// of two >= 4, a `base` not 16-aligned, or a layout overflowing 2^64.
-inline status legacy_layout(std::uint32_t n, std::uint64_t base, std::uint64_t align,
+[[nodiscard]] inline status legacy_layout(std::uint32_t n, std::uint64_t base, std::uint64_t align,
                                ring_addresses& out) noexcept {
   if (auto st = validate_queue_size(n)) return st;
   if (align < used_align || (align & (align - 1)) != 0 || base % desc_align != 0) return errc::invalid_request;
@@ -96,7 +96,7 @@ inline status legacy_layout(std::uint32_t n, std::uint64_t base, std::uint64_t a
 /// VIRTIO 1.x separate placement: checks the queue size and the required
 /// alignments (desc 16, avail 2, used 4) and that no area overflows or overlaps
 /// another. Memory placement is checked by `split_ring::map`.
-inline status validate_layout(const ring_addresses& a) noexcept {
+[[nodiscard]] inline status validate_layout(const ring_addresses& a) noexcept {
   if (auto st = validate_queue_size(a.size)) return st;
   if (a.desc % desc_align != 0 || a.avail % avail_align != 0 || a.used % used_align != 0)
     return errc::invalid_request;
@@ -121,7 +121,7 @@ public:
   /// Effects: validates `a` (validate_layout) and translates the three areas
   /// through `mem`; each must lie inside one guest memory region.
   /// Errors: invalid_request; `out` is unchanged on error.
-  static status map(const guest_memory& mem, const ring_addresses& a, split_ring& out) noexcept {
+  [[nodiscard]] static status map(const guest_memory& mem, const ring_addresses& a, split_ring& out) noexcept {
     if (auto st = validate_layout(a)) return st;
     std::byte* d = mem.translate(a.desc, desc_table_bytes(a.size));
     std::byte* av = mem.translate(a.avail, avail_bytes(a.size));
