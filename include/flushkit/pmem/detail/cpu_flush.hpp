@@ -16,7 +16,8 @@ enum class flush_instruction : std::uint8_t {
   clwb,       ///< write back, line may stay cached (x86-64, CPUID.7.0:EBX[24])
   clflushopt, ///< write back and invalidate, weakly ordered (CPUID.7.0:EBX[23])
   clflush,    ///< write back and invalidate, ordered (x86-64 baseline)
-  fence_only, ///< not x86-64: no portable write-back instruction; a seq_cst fence only
+  fence_only, ///< no write-back instruction (every non-x86-64 build): a fence only, so a
+              ///< `cpu_line_writer` with it is not usable (`not_supported`)
 };
 
 namespace detail {
@@ -50,7 +51,8 @@ inline flush_instruction detect_flush_instruction() noexcept {
   return flush_instruction::fence_only;
 }
 
-/// Writes back the cache line holding `p`. The encodings are emitted as bytes
+/// Writes back the cache line holding `p` (nothing for fence_only).
+/// Precondition: `cpu_supports(insn)`. The encodings are emitted as bytes
 /// so no -mclwb / -mclflushopt flag is needed: 66 0F AE /6 is CLWB,
 /// 66 0F AE /7 is CLFLUSHOPT, both with the address in RDI (ModRM 0x37 / 0x3F).
 inline void write_back_line(flush_instruction insn, const void* p) noexcept {
