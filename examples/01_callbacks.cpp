@@ -42,7 +42,7 @@ int main() {
   auto medium = pm::backing::file(file.path(), {.size = 1 << 20});
   if (!medium) return example::fail("backing::file", medium.error());
   pm::file_sync_provider provider(*medium); // flush = fdatasync(2) of the file
-  device dev(medium->bytes(), {}, provider);
+  device dev(*medium, {}, provider);
 
   char record[] = "flushkit: durable when acknowledged";
   const std::string_view text(record, std::strlen(record));

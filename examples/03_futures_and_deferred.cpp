@@ -31,7 +31,7 @@ int main() {
   auto medium = pm::backing::file(file.path(), {.size = 1 << 20});
   if (!medium) return example::fail("backing::file", medium.error());
   pm::file_sync_provider provider(*medium);
-  device dev(medium->bytes(), {}, provider);
+  device dev(*medium, {}, provider);
   constexpr std::string_view record = "flushkit: durable when acknowledged";
   int failures = 0;
 

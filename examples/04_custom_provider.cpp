@@ -67,7 +67,7 @@ private:
   std::size_t lo_ = no_dirty, hi_ = 0; // dirty byte range, under mu_
 };
 static_assert(flushkit::async_flush_provider<dirty_msync_provider>);
-static_assert(pm::dirty_tracking<dirty_msync_provider>);
+static_assert(flushkit::dirty_tracking<dirty_msync_provider>);
 
 int main() {
   example::temp_file file;
@@ -76,7 +76,7 @@ int main() {
   asio::thread_pool pool(1);
   pool_executor flusher(pool.get_executor());
   dirty_msync_provider provider(*medium, flusher);
-  pm::pmem_device<flushkit::region<dirty_msync_provider&>> dev(medium->bytes(), {}, provider);
+  pm::pmem_device<flushkit::region<dirty_msync_provider&>> dev(*medium, {}, provider);
 
   constexpr std::string_view record = "flushkit: durable when acknowledged";
   int failures = 0;

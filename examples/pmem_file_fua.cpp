@@ -65,7 +65,7 @@ int write_phase(const char* path) {
   std::printf("mapped %zu bytes, %s\n", medium->size(),
               medium->map_sync() ? "MAP_SYNC (DAX)" : "page cache (fdatasync makes it durable)");
   pm::file_sync_provider provider(*medium, pm::file_sync_mode::fdatasync);
-  device dev(medium->bytes(), {}, provider);
+  device dev(*medium, {}, provider);
   asio::io_context io;
   int failures = 0;
   for (unsigned w = 0; w < writers; ++w) asio::co_spawn(io, writer_task(&dev, w, &failures), asio::detached);

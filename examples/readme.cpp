@@ -33,7 +33,7 @@ int run(const char* path) {
   auto medium = pm::backing::file(path, {.size = 1 << 20});
   if (!medium) return std::fprintf(stderr, "%s\n", medium.error().message().c_str()), 1;
   pm::file_sync_provider provider(*medium, pm::file_sync_mode::fdatasync);
-  device dev(medium->bytes(), {}, provider);
+  device dev(*medium, {}, provider);
 
   asio::io_context io;
   flushkit::status result = flushkit::errc::cancelled;

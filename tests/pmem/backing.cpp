@@ -22,7 +22,7 @@ TEST_CASE_TEMPLATE("every backing maps zeroed writable memory of the requested s
   CHECK(m.medium_now()[5004] == std::byte{0x42});
   CHECK((m.backing().fd() >= 0) == (K::value != pm::backing_kind::anonymous));
   const pm::persistence expected =
-      K::value == pm::backing_kind::anonymous ? pm::persistence::none : pm::persistence::page_cache;
+      K::value == pm::backing_kind::file ? pm::persistence::page_cache : pm::persistence::none;
   if (!m.backing().map_sync()) CHECK(m.backing().persistence_mode() == expected);
 }
 

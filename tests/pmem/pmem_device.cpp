@@ -1,8 +1,12 @@
 #include <flushkit/pmem/pmem_device.hpp>
 
+#include <flushkit/coalesce/coalescer.hpp>
 #include <flushkit/pmem/backing.hpp>
 #include <flushkit/pmem/cacheline_provider.hpp>
+#include <flushkit/pmem/file_sync_provider.hpp>
 #include <flushkit/pmem/hint_provider.hpp>
+#include <flushkit/pmem/volatile_provider.hpp>
+#include <flushkit/testing/fault_injector.hpp>
 
 #include "support/pmem_support.hpp"
 
@@ -18,6 +22,7 @@
 #include <array>
 #include <atomic>
 #include <cstring>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -559,3 +564,170 @@ TEST_CASE("concurrent FUA writes from threads with an async provider complete ex
 }
 
 } // TEST_SUITE
+
+// ---- refusing what cannot be durable (check_durable) ---------------------------
+
+namespace {
+
+/// Submits a FUA write of 64 bytes at 0 and returns its status.
+template <class Device> fk::status fua_write(Device& dev) {
+  auto data = pattern(64, 40);
+  const fk::segment s = seg_of(data);
+  return run(dev, req_op::write, 0, {&s, 1}, fua);
+}
+
+} // namespace
+
+TEST_CASE("a page-cache file without a write cache is refused: FUA would never sync") {
+  test_medium<pm::backing_kind::file> m(medium_size);
+  REQUIRE(m.ok());
+  REQUIRE(m.backing().persistence_mode() == pm::persistence::page_cache);
+  pm::file_sync_provider p(m.backing());
+  pm::pmem_device<fk::region<pm::file_sync_provider&>> dev(m.backing(), {.write_cache = false}, p);
+  CHECK(dev.error() == errc::invalid_request);
+  REQUIRE(dev.error_reason() != nullptr);
+  CHECK(std::string(dev.error_reason()).find("write_cache") != std::string::npos);
+  CHECK(fua_write(dev) == errc::invalid_request);
+  CHECK(dev.in_flight() == 0);
+  CHECK(p.flushes() == 0);
+
+  // Also with a provider that says nothing about itself: the medium decides.
+  fk::test::sequenced_sync_provider q;
+  sync_device quiet(m.backing(), {.write_cache = false}, q);
+  CHECK(quiet.error() == errc::invalid_request);
+  // And over a plain span, the provider's scope decides.
+  pm::pmem_device<fk::region<pm::file_sync_provider&>> span_dev(m.bytes(), {.write_cache = false}, p);
+  CHECK(span_dev.error() == errc::invalid_request);
+}
+
+TEST_CASE("cache-line write-back over a page-cache file is refused") {
+  test_medium<pm::backing_kind::file> m(medium_size);
+  REQUIRE(m.ok());
+  pm::pmem_device<fk::region<pm::cacheline_provider<>>> dev(m.backing(), {}, std::in_place);
+  CHECK(dev.error() == errc::invalid_request);
+  CHECK(std::string(dev.error_reason()).find("file_sync_provider") != std::string::npos);
+  CHECK(fua_write(dev) == errc::invalid_request);
+  CHECK(dev.region().provider().lines_written_back() == 0);
+}
+
+TEST_CASE("the refusal sees through wrappers: a coalescer over cache-line write-back on a file") {
+  test_medium<pm::backing_kind::file> m(medium_size);
+  REQUIRE(m.ok());
+  pm::cacheline_provider<> lines;
+  fk::coalescer<pm::cacheline_provider<>&> c(lines);
+  pm::pmem_device<fk::region<fk::coalescer<pm::cacheline_provider<>&>&>> dev(m.backing(), {}, c);
+  CHECK(dev.error() == errc::invalid_request);
+  CHECK(fua_write(dev) == errc::invalid_request);
+}
+
+TEST_CASE("a provider that makes nothing durable over a file is refused, over anonymous memory accepted") {
+  test_medium<pm::backing_kind::file> file(medium_size);
+  test_medium<pm::backing_kind::anonymous> anon(medium_size);
+  REQUIRE(file.ok());
+  REQUIRE(anon.ok());
+  pm::pmem_device<fk::region<pm::volatile_provider>> on_file(file.backing(), {}, std::in_place);
+  CHECK(on_file.error() == errc::invalid_request);
+  pm::pmem_device<fk::region<pm::volatile_provider>> on_anon(anon.backing(), {.write_cache = false}, std::in_place);
+  CHECK_FALSE(on_anon.error());
+  CHECK(fua_write(on_anon) == fk::status{});
+}
+
+TEST_CASE("cache-line write-back on a CPU without a write-back instruction is not_supported") {
+  test_medium<pm::backing_kind::anonymous> m(medium_size);
+  REQUIRE(m.ok());
+  pm::pmem_device<fk::region<pm::cacheline_provider<>>> dev(m.backing(), {}, std::in_place,
+                                                            pm::flush_instruction::fence_only);
+  CHECK(dev.error() == errc::not_supported);
+  CHECK(std::string(dev.error_reason()).find("write-back instruction") != std::string::npos);
+  CHECK(fua_write(dev) == errc::not_supported);
+}
+
+TEST_CASE("unsafe_acknowledge_volatile is the one way to acknowledge without syncing") {
+  test_medium<pm::backing_kind::file> m(medium_size);
+  REQUIRE(m.ok());
+  fk::test::sequenced_sync_provider p;
+  sync_device dev(m.backing(), {.write_cache = false, .unsafe_acknowledge_volatile = true}, p);
+  CHECK_FALSE(dev.error());
+  CHECK(fua_write(dev) == fk::status{});
+  CHECK(p.script.flushes() == 0);
+}
+
+TEST_CASE("the documented stacks are accepted") {
+  test_medium<pm::backing_kind::file> m(medium_size);
+  REQUIRE(m.ok());
+  pm::file_sync_provider p(m.backing());
+  pm::pmem_device<fk::region<pm::file_sync_provider&>> dev(m.backing(), {}, p);
+  CHECK_FALSE(dev.error());
+  CHECK(dev.error_reason() == nullptr);
+  CHECK(fua_write(dev) == fk::status{});
+  CHECK(p.flushes() == 1);
+}
+
+// ---- lifetime: remove() and the destructor never wait for an executor ----------
+
+TEST_CASE("remove over a coalescer whose backend's executor is stopped returns; the write completes once later") {
+  static_assert(!fk::sync_flush_provider<fk::coalescer<fk::test::sequenced_async_provider&>>);
+  boost::asio::io_context io; // not running
+  test_medium<pm::backing_kind::anonymous> m(medium_size);
+  REQUIRE(m.ok());
+  fk::test::sequenced_async_provider backend(io);
+  fk::coalescer<fk::test::sequenced_async_provider&> c(backend);
+  auto data = pattern(64, 41);
+  const fk::segment s = seg_of(data);
+  fk::request req(req_op::write, 0, {&s, 1}, fua);
+  int completions = 0;
+  req.on_complete([](void* n, fk::request&, const fk::status&) { ++*static_cast<int*>(n); }, &completions);
+  {
+    pm::pmem_device<fk::region<fk::coalescer<fk::test::sequenced_async_provider&>&>> dev(m.bytes(), {}, c);
+    dev.submit(req);
+    dev.remove(); // used to wait in the coalescer's blocking flush for `io`
+    CHECK(dev.in_flight() == 1);
+    CHECK(completions == 0);
+    io.run();
+    CHECK(completions == 1);
+    CHECK(req.result() == fk::status{});
+    CHECK(dev.in_flight() == 0);
+  }
+  CHECK(completions == 1);
+}
+
+TEST_CASE("a PREFLUSH that finishes after remove completes with shutting_down and writes nothing") {
+  boost::asio::io_context io;
+  test_medium<pm::backing_kind::anonymous> m(medium_size);
+  REQUIRE(m.ok());
+  fk::test::sequenced_async_provider p(io);
+  async_device dev(m.bytes(), {}, p);
+  const auto before = m.medium_now();
+  auto data = pattern(64, 42);
+  const fk::segment s = seg_of(data);
+  fk::request req(req_op::write, 0, {&s, 1}, pf | fua);
+  int completions = 0;
+  req.on_complete([](void* n, fk::request&, const fk::status&) { ++*static_cast<int*>(n); }, &completions);
+  dev.submit(req);
+  dev.remove();
+  io.run();
+  CHECK(completions == 1);
+  CHECK(req.result() == errc::shutting_down);
+  CHECK(m.medium_now() == before);
+  CHECK(dev.in_flight() == 0);
+}
+
+// ---- capabilities reach the provider through every wrapper ---------------------
+
+TEST_CASE("a FUA write through fault_injector and coalescer writes back the same lines as the bare provider") {
+  test_medium<pm::backing_kind::anonymous> m(medium_size);
+  REQUIRE(m.ok());
+  pm::cacheline_provider<> bare, faulted, coalesced;
+  if (bare.usable()) return; // no write-back instruction on this CPU: nothing to count
+  fk::testing::fault_injector<pm::cacheline_provider<>&> injector(faulted);
+  fk::coalescer<pm::cacheline_provider<>&> group(coalesced);
+  pm::pmem_device<fk::region<pm::cacheline_provider<>&>> d0(m.bytes(), {}, bare);
+  pm::pmem_device<fk::region<fk::testing::fault_injector<pm::cacheline_provider<>&>&>> d1(m.bytes(), {}, injector);
+  pm::pmem_device<fk::region<fk::coalescer<pm::cacheline_provider<>&>&>> d2(m.bytes(), {}, group);
+  CHECK(fua_write(d0) == fk::status{});
+  CHECK(fua_write(d1) == fk::status{});
+  CHECK(fua_write(d2) == fk::status{});
+  CHECK(bare.lines_written_back() == 1);
+  CHECK(faulted.lines_written_back() == 1); // was 0: the injector hid note_dirty
+  CHECK(coalesced.lines_written_back() == 1);
+}

@@ -65,27 +65,28 @@ public:
   ~backing() { reset(); }
 
   /// Private anonymous memory of `size` bytes (zero-filled). Persistence: none.
-  static result<backing> anonymous(std::size_t size) {
+  [[nodiscard]] static result<backing> anonymous(std::size_t size) {
     if (status st = check_size(size, 0)) return st;
     return map(backing_kind::anonymous, -1, size, 0, MAP_PRIVATE | MAP_ANONYMOUS, persistence::none);
   }
 
   /// A new memfd of `size` bytes (zero-filled), mapped MAP_SHARED; `fd()`
-  /// can be passed to another process. Persistence: page_cache (a memfd has
-  /// no storage behind it, so in practice nothing outlives the last reference).
-  static result<backing> memfd(std::size_t size, const char* name = "flushkit-pmem") {
+  /// can be passed to another process. Persistence: none (a memfd has no
+  /// storage behind it: nothing outlives the last reference, whatever is
+  /// synced).
+  [[nodiscard]] static result<backing> memfd(std::size_t size, const char* name = "flushkit-pmem") {
     if (status st = check_size(size, 0)) return st;
     const int fd = ::memfd_create(name, MFD_CLOEXEC);
     if (fd < 0) return last_error();
     if (::ftruncate(fd, static_cast<::off_t>(size)) != 0) return close_with(fd, last_error());
-    return map(backing_kind::memfd, fd, size, 0, MAP_SHARED, persistence::page_cache);
+    return map(backing_kind::memfd, fd, size, 0, MAP_SHARED, persistence::none);
   }
 
   /// The file at `path`, opened read-write (created when `opts.create`),
   /// grown with zeros if shorter than `offset + size`, and mapped MAP_SHARED;
   /// with MAP_SYNC when `opts.try_map_sync` and the file system supports it
   /// (DAX). `persistence_mode()` says which mapping was obtained.
-  static result<backing> file(const char* path, const file_options& opts = {}) {
+  [[nodiscard]] static result<backing> file(const char* path, const file_options& opts = {}) {
     if (opts.offset % page_size() != 0) return make_error_code(errc::invalid_request);
     const int fd = ::open(path, O_RDWR | O_CLOEXEC | (opts.create ? O_CREAT : 0), opts.mode);
     if (fd < 0) return last_error();
@@ -121,18 +122,18 @@ public:
 
   /// msync(MS_SYNC) of the pages covering [offset, offset + len).
   /// Errors: `invalid_request` out of bounds; the system error otherwise.
-  status msync(std::size_t offset, std::size_t len) const noexcept {
+  [[nodiscard]] status msync(std::size_t offset, std::size_t len) const noexcept {
     if (offset > size_ || len > size_ - offset) return make_error_code(errc::invalid_request);
     const std::size_t start = offset - offset % page_size();
     if (::msync(base_ + start, offset + len - start, MS_SYNC) != 0) return last_error();
     return {};
   }
   /// msync(MS_SYNC) of the whole mapping.
-  status msync() const noexcept { return msync(0, size_); }
+  [[nodiscard]] status msync() const noexcept { return msync(0, size_); }
 
   /// fdatasync of the file descriptor. Errors: the system error (EBADF for
   /// anonymous memory, EIO when write-back failed).
-  status fdatasync() const noexcept {
+  [[nodiscard]] status fdatasync() const noexcept {
     if (::fdatasync(fd_) != 0) return last_error();
     return {};
   }
@@ -158,13 +159,13 @@ private:
     std::swap(persistence_, o.persistence_);
   }
 
-  static status last_error() noexcept { return {errno, std::generic_category()}; }
-  static status close_with(int fd, status st) noexcept {
+  [[nodiscard]] static status last_error() noexcept { return {errno, std::generic_category()}; }
+  [[nodiscard]] static status close_with(int fd, status st) noexcept {
     ::close(fd);
     return st;
   }
 
-  static status check_size(std::size_t size, std::uint64_t offset) noexcept {
+  [[nodiscard]] static status check_size(std::size_t size, std::uint64_t offset) noexcept {
     constexpr auto max_off = static_cast<std::uint64_t>(std::numeric_limits<::off_t>::max());
     if (size == 0 || size > max_off || offset > max_off - size) return make_error_code(errc::invalid_request);
     return {};
@@ -174,13 +175,13 @@ private:
     return ::mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, fd, static_cast<::off_t>(offset));
   }
 
-  static result<backing> map(backing_kind kind, int fd, std::size_t size, std::uint64_t offset, int flags,
+  [[nodiscard]] static result<backing> map(backing_kind kind, int fd, std::size_t size, std::uint64_t offset, int flags,
                              persistence mode) {
     return adopt(kind, fd, map_raw(fd, size, offset, flags), size, mode);
   }
 
   // Takes ownership of `fd` and of the mapping `p` (or reports why mmap failed).
-  static result<backing> adopt(backing_kind kind, int fd, void* p, std::size_t size, persistence mode) {
+  [[nodiscard]] static result<backing> adopt(backing_kind kind, int fd, void* p, std::size_t size, persistence mode) {
     if (p == MAP_FAILED) return fd >= 0 ? close_with(fd, last_error()) : last_error();
     backing b;
     b.base_ = static_cast<std::byte*>(p);
@@ -191,7 +192,7 @@ private:
     return b;
   }
 
-  static result<backing> map_file(int fd, std::size_t size, const file_options& opts) {
+  [[nodiscard]] static result<backing> map_file(int fd, std::size_t size, const file_options& opts) {
 #if defined(MAP_SYNC) && defined(MAP_SHARED_VALIDATE)
     if (opts.try_map_sync || opts.require_map_sync) {
       void* p = map_raw(fd, size, opts.offset, MAP_SHARED_VALIDATE | MAP_SYNC);

@@ -1,6 +1,7 @@
 // flushkit/pmem/file_sync_provider.hpp - flush = msync(MS_SYNC) or fdatasync of the backing.
 #pragma once
 
+#include <flushkit/core/capabilities.hpp>
 #include <flushkit/core/status.hpp>
 #include <flushkit/pmem/backing.hpp>
 
@@ -35,11 +36,13 @@ public:
       : backing_(&b), mode_(mode) {}
 
   /// Effects: msync(MS_SYNC) of the whole mapping or fdatasync of the file, per `mode()`. Returns: success, or the system error (generic category).
-  status flush() noexcept {
+  [[nodiscard]] status flush() noexcept {
     flushes_.fetch_add(1, std::memory_order_relaxed);
     return mode_ == file_sync_mode::msync ? backing_->msync() : backing_->fdatasync();
   }
 
+  /// Capability: it makes stores to a shared file mapping durable (`durability_scope::page_cache`).
+  durability_scope durability() const noexcept { return durability_scope::page_cache; }
   /// How `flush()` syncs.
   file_sync_mode mode() const noexcept { return mode_; }
   /// Calls of `flush()` so far.

@@ -1,11 +1,14 @@
 // flushkit/pmem/pmem_device.hpp - the pmem block-device submit path (pmem_submit_bio) over real memory.
 #pragma once
 
+#include <flushkit/core/capabilities.hpp>
 #include <flushkit/core/completion.hpp>
 #include <flushkit/core/flush_result.hpp>
 #include <flushkit/core/region.hpp>
 #include <flushkit/core/request.hpp>
 #include <flushkit/core/status.hpp>
+#include <flushkit/detail/assert.hpp>
+#include <flushkit/pmem/backing.hpp>
 #include <flushkit/pmem/badblocks.hpp>
 #include <flushkit/pmem/detail/io_op.hpp>
 
@@ -16,6 +19,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <span>
 #include <type_traits>
 #include <utility>
@@ -38,12 +42,52 @@ struct device_options {
   bool write_cache = true;
   /// Capacity (ranges) of the device's badblocks set.
   std::size_t badblocks_capacity = 64;
+  /// How stores to the medium become durable. Set from the `backing` by the
+  /// constructor that takes one; empty (not known) for a plain byte span.
+  std::optional<persistence> medium{};
+  /// Accept a configuration that acknowledges writes without making them
+  /// durable (see `check_durable`). For volatile scratch devices only.
+  bool unsafe_acknowledge_volatile = false;
 };
 
-/// A provider that wants to know which bytes the data step wrote (the
-/// cache-line provider) has `note_dirty(const void*, std::size_t)`.
-template <class P>
-concept dirty_tracking = requires(P& p, const void* a, std::size_t n) { p.note_dirty(a, n); };
+/// Why a device would acknowledge writes it does not make durable.
+struct refusal {
+  /// `not_supported` or `invalid_request`; success when the device accepts requests.
+  status error{};
+  /// What is wrong and how to fix it (static string); nullptr on success.
+  const char* reason = nullptr;
+};
+
+/// Checks that a device over a medium with persistence `medium` (empty: not
+/// known), a provider of scope `scope` that reports `usable`, and `opts` can
+/// only acknowledge a FUA / PREFLUSH once it is durable.
+/// Returns: `usable` when it is an error; otherwise, unless
+/// `opts.unsafe_acknowledge_volatile`, `invalid_request` for
+///  - `write_cache = false` where flushes matter (a page-cache or MAP_SYNC
+///    medium, or a provider whose scope is page_cache / cpu_cache);
+///  - cache-line write-back (`cpu_cache`) over a page-cache medium;
+///  - a provider that makes nothing durable (`none`) over a durable medium.
+/// A medium without persistence (anonymous memory) accepts any provider.
+inline refusal check_durable(std::optional<persistence> medium, durability_scope scope, const status& usable,
+                             const device_options& opts) noexcept {
+  using ds = durability_scope;
+  const status invalid = make_error_code(errc::invalid_request);
+  if (usable)
+    return {usable, "the provider cannot work on this machine (cacheline_provider: the CPU has no cache-line "
+                    "write-back instruction); use file_sync_provider over a file backing"};
+  if (opts.unsafe_acknowledge_volatile) return {};
+  const bool durable_medium = medium == persistence::page_cache || medium == persistence::map_sync;
+  if (!opts.write_cache && (durable_medium || scope == ds::page_cache || scope == ds::cpu_cache))
+    return {invalid, "write_cache = false strips every PREFLUSH and FUA, so writes would be acknowledged "
+                     "without a flush; keep write_cache = true"};
+  if (medium == persistence::page_cache && scope == ds::cpu_cache)
+    return {invalid, "cache-line write-back does not make stores to a page-cache mapping durable; use "
+                     "file_sync_provider, or map the file with MAP_SYNC on a DAX file system"};
+  if (durable_medium && scope == ds::none)
+    return {invalid, "the provider makes nothing durable; use file_sync_provider for a page-cache mapping "
+                     "or cacheline_provider for a MAP_SYNC one"};
+  return {};
+}
 
 /// The pmem block device: the kernel's `pmem_submit_bio` as a reusable
 /// component over a byte medium (a `backing`'s bytes) and a `region<P>`.
@@ -68,10 +112,21 @@ concept dirty_tracking = requires(P& p, const void* a, std::size_t n) { p.note_d
 ///     asynchronous one leaves completion to the provider. A FUA never masks
 ///     an earlier error.
 ///
+/// Capabilities: the device asks its region (never the provider type) for
+/// `dirty_tracking` and reports every data write with `note_dirty` before
+/// the FUA flush; a wrapper chain that would drop it does not compile.
+///
+/// Refusal: a configuration that could acknowledge a write it does not make
+/// durable (`check_durable`) is refused at construction: `error()` says
+/// why, and every request completes with that status.
+///
+/// Lifetime: neither `remove()` nor the destructor waits for an executor.
+/// The medium, the region's provider and the device must outlive every
+/// request in flight (`in_flight()` is 0 when none is).
+///
 /// Thread-safety: `submit` and the `async_*` functions may be called
 /// concurrently; overlapping concurrent writes leave unspecified bytes, as on
-/// any block device. The medium, the region's provider and the device must
-/// outlive every request in flight.
+/// any block device.
 template <class Region> class pmem_device {
 public:
   /// The region type (provider and error policy).
@@ -79,15 +134,28 @@ public:
 
   /// A device over `medium`, constructing its region from `region_args`
   /// (a provider, a provider reference, or `std::in_place` + arguments).
+  /// Effects: `check_durable(opts.medium, ...)` over the region's
+  /// capabilities; a refused device keeps the reason in `error()`.
   /// Allocates the badblocks set; nothing else, now or later.
   template <class... RegionArgs>
   pmem_device(std::span<std::byte> medium, const device_options& opts, RegionArgs&&... region_args)
       : medium_(medium), opts_(opts), region_(std::forward<RegionArgs>(region_args)...),
-        badblocks_(opts.badblocks_capacity) {}
+        badblocks_(opts.badblocks_capacity),
+        refusal_(check_durable(opts.medium, durability_of(region_), usability_of(region_), opts)) {}
+  /// A device over the bytes of `medium` (which must outlive it), with
+  /// `opts.medium` set to the backing's persistence.
+  template <class... RegionArgs>
+  pmem_device(const backing& medium, device_options opts, RegionArgs&&... region_args)
+      : pmem_device(medium.bytes(), with_medium(opts, medium.persistence_mode()),
+                    std::forward<RegionArgs>(region_args)...) {}
   pmem_device(const pmem_device&) = delete;
   pmem_device& operator=(const pmem_device&) = delete;
-  /// Runs `remove()` if it has not run.
-  ~pmem_device() { remove(); }
+  /// Runs `remove()` if it has not run. Precondition: `in_flight() == 0`
+  /// (checked in debug builds); it never waits for requests.
+  ~pmem_device() {
+    remove();
+    FLUSHKIT_ASSERT(in_flight() == 0, "pmem_device destroyed with requests in flight");
+  }
 
   /// Submits `req`; the request completes through its own waiter
   /// (`request::on_complete`, `async_wait`), exactly once.
@@ -95,11 +163,15 @@ public:
   /// Effects: the submit order above. Errors: `invalid_request` (bounds,
   /// flags on a read), `io_error` (badblocks, copy failure, provider failure),
   /// `no_memory` (a provider resource shortage), `shutting_down` (after
-  /// `remove()`). Completion runs on the submitting thread for synchronous
+  /// `remove()`; also a request whose PREFLUSH finished after `remove()`: its
+  /// data is not written), `error()` of a refused device. Completion runs on the submitting thread for synchronous
   /// providers, on the provider's thread otherwise. Allocation: none.
   void submit(request& req) {
     if (removed_.load(std::memory_order_acquire)) return req.complete(make_error_code(errc::shutting_down));
+    if (refusal_.error) return req.complete(refusal_.error);
     if (status st = admit(req)) return req.complete(st);
+    in_flight_.fetch_add(1, std::memory_order_relaxed);
+    req.intercept_completion(&pmem_device::request_done, this);
     if (!has(req.flags(), req_flags::preflush | req_flags::fua) && !req.has_data()) return req.complete({});
     if (has(req.flags(), req_flags::preflush)) return start_preflush(req);
     data_and_fua(req);
@@ -142,16 +214,25 @@ public:
   }
 
   /// The remove/shutdown path (`nd_pmem_remove`): later submissions fail with
-  /// `shutting_down`, then one final request-less synchronous flush runs and
-  /// its result is ignored. When the provider has no request-less flush
-  /// (asynchronous only), no flush is issued. Requests already in flight
-  /// are not waited for: the caller drains them first. Idempotent.
+  /// `shutting_down`; then, when the region has a synchronous request-less
+  /// flush (a `sync_flush_provider`, which by flushkit's naming rule never
+  /// waits for an executor), one final flush runs and its result is ignored.
+  /// An asynchronous provider gets no flush: nothing here waits for an
+  /// executor. Requests in flight are not waited for; each still completes
+  /// exactly once (a PREFLUSH that finishes after `remove()` completes its
+  /// request with `shutting_down` without touching the medium). Idempotent.
   void remove() noexcept {
     if (removed_.exchange(true, std::memory_order_acq_rel)) return;
     if constexpr (Region::has_sync_flush) static_cast<void>(region_.flush());
   }
   /// True once `remove()` ran: every later submission fails with `shutting_down`.
   bool removed() const noexcept { return removed_.load(std::memory_order_acquire); }
+  /// Requests accepted by `submit` whose completion has not been delivered yet.
+  std::size_t in_flight() const noexcept { return in_flight_.load(std::memory_order_acquire); }
+  /// Why the device refuses every request (success when it does not); see `check_durable`.
+  const status& error() const noexcept { return refusal_.error; }
+  /// What to change so that the device accepts requests (static string), or nullptr.
+  const char* error_reason() const noexcept { return refusal_.reason; }
 
   /// Replaces the poison-clearing hook (default: clears everything).
   void set_clear_poison(clear_poison_fn fn, void* context) noexcept {
@@ -185,8 +266,19 @@ private:
     }
   };
 
+  static device_options with_medium(device_options opts, persistence p) noexcept {
+    opts.medium = p;
+    return opts;
+  }
+
+  // The last interception of every accepted request: counts it out.
+  static void request_done(void* self, request& req, const status& st) noexcept {
+    static_cast<pmem_device*>(self)->in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+    req.complete(st);
+  }
+
   // Step 0: op/flag rules and the no-write-cache stripping.
-  status admit(request& req) const noexcept {
+  [[nodiscard]] status admit(request& req) const noexcept {
     const req_flags both = req_flags::preflush | req_flags::fua;
     if (req.op() == req_op::read && has(req.flags(), both)) return make_error_code(errc::invalid_request);
     if (!opts_.write_cache) req.set_flags(without(req.flags(), both));
@@ -212,6 +304,7 @@ private:
 
   void finish_preflush(request& req, const status& st) {
     if (st) return req.complete(st);
+    if (removed()) return req.complete(make_error_code(errc::shutting_down));
     data_and_fua(req);
   }
 
@@ -223,7 +316,7 @@ private:
     if (!r.is_async()) req.complete(r.sync_status());
   }
 
-  status copy_data(const request& req) {
+  [[nodiscard]] status copy_data(const request& req) {
     std::uint64_t pos = req.offset();
     for (const segment& s : req.segments()) {
       if (pos > medium_.size() || s.len > medium_.size() - pos) return make_error_code(errc::invalid_request);
@@ -234,26 +327,25 @@ private:
     return {};
   }
 
-  status read_segment(std::uint64_t pos, const segment& s) {
+  [[nodiscard]] status read_segment(std::uint64_t pos, const segment& s) {
     if (s.len == 0) return {};
     if (badblocks_.overlaps(first_sector(pos), sector_count(pos, s.len))) return make_error_code(errc::io_error);
     if (copy_mc_(copy_context_, s.base, medium_.data() + pos, s.len) != 0) return make_error_code(errc::io_error);
     return {};
   }
 
-  status write_segment(std::uint64_t pos, const segment& s) {
+  [[nodiscard]] status write_segment(std::uint64_t pos, const segment& s) {
     if (s.len == 0) return {};
     if (status st = clear_poison(pos, s.len)) return st;
     std::byte* dst = medium_.data() + pos;
     std::memcpy(dst, s.base, s.len);
-    if constexpr (dirty_tracking<std::remove_reference_t<decltype(region_.provider())>>)
-      region_.provider().note_dirty(dst, s.len);
+    if constexpr (dirty_tracking<Region>) region_.note_dirty(dst, s.len);
     return {};
   }
 
   // pmem_clear_poison: clear the sectors under [pos, pos + len) if any is
   // bad; remove what was cleared from badblocks; fail unless all of it was.
-  status clear_poison(std::uint64_t pos, std::size_t len) {
+  [[nodiscard]] status clear_poison(std::uint64_t pos, std::size_t len) {
     const std::uint64_t first = first_sector(pos), count = sector_count(pos, len);
     if (!badblocks_.overlaps(first, count)) return {};
     const std::uint64_t bytes = count * badblocks::sector_size;
@@ -281,6 +373,8 @@ private:
   device_options opts_;
   Region region_;
   pmem::badblocks badblocks_;
+  refusal refusal_;
+  std::atomic<std::size_t> in_flight_{0};
   clear_poison_fn clear_poison_ = &pmem_device::clear_all;
   void* clear_context_ = nullptr;
   copy_mc_fn copy_mc_ = &pmem_device::plain_copy;

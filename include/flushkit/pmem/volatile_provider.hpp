@@ -1,6 +1,7 @@
 // flushkit/pmem/volatile_provider.hpp - flush of a volatile region: nothing to do.
 #pragma once
 
+#include <flushkit/core/capabilities.hpp>
 #include <flushkit/core/status.hpp>
 
 #include <atomic>
@@ -20,10 +21,13 @@ namespace flushkit::pmem {
 class volatile_provider {
 public:
   /// Effects: counts the call. Returns: success.
-  status flush() noexcept {
+  [[nodiscard]] status flush() noexcept {
     flushes_.fetch_add(1, std::memory_order_relaxed);
     return {};
   }
+  /// Capability: nothing becomes durable (`durability_scope::none`), so a
+  /// device over a file or MAP_SYNC backing refuses it.
+  durability_scope durability() const noexcept { return durability_scope::none; }
   /// Calls of `flush()` so far.
   std::uint64_t flushes() const noexcept { return flushes_.load(std::memory_order_relaxed); }
 
