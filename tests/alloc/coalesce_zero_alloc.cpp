@@ -91,7 +91,7 @@ TEST_CASE("synchronous backend: 0 allocations over 100000 coalesced requests") {
   CHECK(l.failures == 0);
   CHECK(c.stats().requests_completed == warmup + measured);
   const std::size_t sync_allocs = flushkit::test::allocations_during([&] {
-    for (int i = 0; i < 1000; ++i) CHECK_FALSE(c.flush());
+    for (int i = 0; i < 1000; ++i) CHECK_FALSE(c.flush_and_wait());
   });
   CHECK(sync_allocs == 0);
 }

@@ -5,6 +5,7 @@
 #include <flushkit/pmem/backing.hpp>
 #include <flushkit/pmem/file_sync_provider.hpp>
 #include <flushkit/pmem/pmem_device.hpp>
+#include <flushkit/testing/volatile_cache.hpp>
 
 #include "support/executor_provider.hpp"
 #include "support/fake_providers.hpp"
@@ -15,8 +16,11 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
@@ -24,6 +28,7 @@
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <fcntl.h>
@@ -147,27 +152,57 @@ TEST_CASE("64 requests arriving while one flush is held take exactly 2 backend f
   CHECK(s.largest_batch == 64);
 }
 
-TEST_CASE("64 requests from 8 threads during a blocked synchronous flush take exactly 2 flushes") {
+TEST_CASE("64 requests from 64 threads during a blocked synchronous flush take exactly 2 flushes") {
   gated_sync_provider p;
   coalescer<gated_sync_provider&> c(p);
   tracked first;
   std::thread driver([&] { submit(c, first); });
   p.wait_entered();
   std::vector<tracked> rest(64);
+  std::atomic<int> returned{0};
   std::vector<std::thread> submitters;
-  for (std::size_t t = 0; t < 8; ++t)
-    submitters.emplace_back([&c, &rest, t] {
-      for (std::size_t i = 0; i < 8; ++i) submit(c, rest[t * 8 + i]);
+  for (tracked& t : rest)
+    submitters.emplace_back([&c, &t, &returned] {
+      submit(c, t);
+      returned.fetch_add(1);
+      returned.notify_all();
     });
-  for (std::thread& t : submitters) t.join();
+  // The first of them to arrive waits to issue the next flush; the other 63 queue and return.
+  for (int v = returned.load(); v != 63; v = returned.load()) returned.wait(v);
   CHECK(c.stats().requests_completed == 0); // all 65 wait
   p.open();
-  driver.join(); // the driver thread issued the second flush and completed everyone
+  driver.join();
+  for (std::thread& t : submitters) t.join();
   CHECK(first.succeeded());
   for (const tracked& t : rest) CHECK(t.succeeded());
   CHECK(p.calls() == 2);
   CHECK(c.stats().flushes_issued == 2);
   CHECK(c.stats().last_batch == 64);
+}
+
+TEST_CASE("sticky mode: the caller waiting to issue the next synchronous flush is rejected without one") {
+  gated_sync_provider p;
+  coalescer<gated_sync_provider&> c(p, coalescer_options{coalesce_error_mode::sticky});
+  tracked first, b, d;
+  std::thread driver([&] { submit(c, first); });
+  p.wait_entered();
+  std::atomic<int> returned{0};
+  std::vector<std::thread> submitters;
+  for (tracked* t : {&b, &d})
+    submitters.emplace_back([&c, t, &returned] {
+      submit(c, *t);
+      returned.fetch_add(1);
+      returned.notify_all();
+    });
+  for (int v = returned.load(); v != 1; v = returned.load()) returned.wait(v); // one waits to issue, one queued
+  p.open(errc::io_error);
+  driver.join();
+  for (std::thread& t : submitters) t.join();
+  CHECK(first.failed_with(errc::io_error));
+  CHECK(b.failed_with(errc::io_error));
+  CHECK(d.failed_with(errc::io_error));
+  CHECK(p.calls() == 1);
+  CHECK(c.stats().requests_rejected == 2);
 }
 
 TEST_CASE("a write that completes after a flush was issued waits for the next one even if it started first") {
@@ -347,18 +382,17 @@ TEST_CASE("region over a coalescer applies the region error policy") {
   CHECK(b.succeeded());
 }
 
-TEST_CASE("the request-less flush is coalesced and reports the backend status") {
+TEST_CASE("the request-less flush_and_wait is coalesced and reports the backend status") {
   scripted_sync_provider p;
   coalescer<scripted_sync_provider&> c(p);
-  static_assert(flushkit::sync_flush_provider<coalescer<scripted_sync_provider&>>);
-  static_assert(!coalescer<held_async_provider&>::has_sync_flush);
-  CHECK(c.flush() == status{});
+  // Only an asynchronous provider: a region or device never blocks in it by surprise.
+  static_assert(!flushkit::sync_flush_provider<coalescer<scripted_sync_provider&>>);
+  static_assert(flushkit::async_flush_provider<coalescer<scripted_sync_provider&>>);
+  static_assert(!flushkit::region<coalescer<scripted_sync_provider&>&>::has_sync_flush);
+  CHECK(c.flush_and_wait() == status{});
   p.next = errc::no_space;
-  CHECK(c.flush() == errc::no_space);
+  CHECK(c.flush_and_wait() == errc::no_space);
   CHECK(p.calls == 2);
-  flushkit::region<coalescer<scripted_sync_provider&>&> r(c);
-  p.next = errc::timeout;
-  CHECK(r.flush() == errc::io_error);
 }
 
 TEST_CASE("the request-less flush waits for a flush issued after it was called") {
@@ -368,7 +402,7 @@ TEST_CASE("the request-less flush waits for a flush issued after it was called")
   std::thread driver([&] { submit(c, first); });
   p.wait_entered();
   status result = errc::timeout;
-  std::thread caller([&] { result = c.flush(); });
+  std::thread caller([&] { result = c.flush_and_wait(); });
   p.open();
   driver.join();
   caller.join();
@@ -377,7 +411,8 @@ TEST_CASE("the request-less flush waits for a flush issued after it was called")
   CHECK(p.calls() == 2); // the request-less flush did not ride on the held one
 }
 
-TEST_CASE("the request-less flush from a completion of the same coalescer is rejected") {
+TEST_CASE("flush_and_wait from a completion of the same coalescer is rejected") {
+  flushkit::test::violation_capture violations;
   scripted_sync_provider p;
   coalescer<scripted_sync_provider&> c(p);
   struct ctx_t {
@@ -387,11 +422,57 @@ TEST_CASE("the request-less flush from a completion of the same coalescer is rej
   request req(req_op::write, 0, {});
   req.on_complete([](void* x, request&, const status&) {
     auto* k = static_cast<ctx_t*>(x);
-    k->inner = k->c->flush();
+    k->inner = k->c->flush_and_wait();
   }, &ctx);
   CHECK(c.flush(req).is_async());
   CHECK(req.completed());
   CHECK(ctx.inner == errc::invalid_request);
+  CHECK(violations.violations() == (flushkit::test::asserts_enabled ? 1 : 0));
+  CHECK(p.calls == 1);
+}
+
+TEST_CASE("flush_and_wait on the backend's executor is rejected, from another thread it waits") {
+  using io_executor = boost::asio::io_context::executor_type;
+  /// An asynchronous backend that says which executor completes it (as pmem_guest does).
+  struct bound_provider : flushkit::test::executor_provider<io_executor> {
+    flushkit::ordered_executor<io_executor>* exec;
+    explicit bound_provider(flushkit::ordered_executor<io_executor>& ex) : executor_provider(ex), exec(&ex) {}
+    auto get_executor() const noexcept { return exec->get_executor(); }
+  };
+  flushkit::test::violation_capture violations;
+  boost::asio::io_context io;
+  flushkit::ordered_executor<io_executor> ex(io.get_executor());
+  bound_provider p(ex);
+  coalescer<bound_provider&> c(p);
+  status inner{};
+  boost::asio::post(ex.get_executor(), [&] { inner = c.flush_and_wait(); });
+  io.run();
+  CHECK(inner == errc::invalid_request);
+  CHECK(violations.violations() == (flushkit::test::asserts_enabled ? 1 : 0));
+  CHECK(p.calls == 0);
+  io.restart();
+  auto guard = boost::asio::make_work_guard(io);
+  std::thread backend([&io] { io.run(); });
+  CHECK(c.flush_and_wait() == status{});
+  guard.reset();
+  backend.join();
+  CHECK(p.calls == 1);
+  CHECK(violations.violations() == (flushkit::test::asserts_enabled ? 1 : 0));
+}
+
+TEST_CASE("a coalescer forwards its provider's capabilities") {
+  using vcache = flushkit::testing::volatile_cache;
+  static_assert(flushkit::dirty_tracking<coalescer<vcache&>>);
+  static_assert(!flushkit::dirty_tracking<coalescer<scripted_sync_provider&>>);
+  vcache cache(flushkit::testing::volatile_cache_options{.size = 4096});
+  coalescer<vcache&> c(cache);
+  CHECK(&std::as_const(c).provider() == &cache);
+  c.note_dirty(cache.medium().data() + 64, 128); // as a device does after a data step
+  CHECK(cache.pending_writes() == 1);
+  tracked a;
+  submit(c, a);
+  CHECK(a.succeeded());
+  CHECK(cache.pending_writes() == 0);
 }
 
 TEST_CASE("a backend that completes inside its flush call is handled without recursion") {
@@ -458,6 +539,42 @@ struct worker {
 struct fdatasync_provider {
   int fd;
   status flush() { return ::fdatasync(fd) == 0 ? status{} : flushkit::status_from_errno(errno); }
+};
+
+/// Synchronous backend of the fairness test. Counts the backend flushes each
+/// thread issues, and marks each flush with an epoch taken when it starts:
+/// every epoch below the mark was taken before the flush was issued.
+struct marking_provider {
+  coalescer<marking_provider&>* c = nullptr;
+  std::atomic<std::uint64_t> newest_mark{0}; // mark of the latest flush started
+  static inline thread_local int issued_by_this_thread = 0;
+  static inline thread_local std::uint64_t mark_of_last_flush = 0;
+
+  status flush() {
+    ++issued_by_this_thread;
+    mark_of_last_flush = c->note_write_completed();
+    newest_mark.store(mark_of_last_flush);
+    std::this_thread::sleep_for(std::chrono::microseconds(100)); // widens the overlap only
+    return {};
+  }
+};
+
+/// A submitter of the fairness test: its request, the epoch it took, and the
+/// mark of the flush that completed it.
+struct fair_client {
+  request req;
+  std::uint64_t epoch = 0;
+  std::uint64_t covering_mark = 0;
+  status result{};
+  std::atomic<int> done{0};
+
+  static void on_done(void* context, request&, const status& st) {
+    auto* self = static_cast<fair_client*>(context);
+    self->result = st;
+    self->covering_mark = marking_provider::mark_of_last_flush; // a sync backend's batch completes on the issuing thread
+    self->done.fetch_add(1);
+    self->done.notify_all();
+  }
 };
 
 std::string temp_path() {
@@ -527,7 +644,7 @@ TEST_CASE("a pmem device with a coalesced region acknowledges FUA writes from 4 
   // Plugging the coalescer in: provider -> coalescer -> region -> device.
   pm::file_sync_provider fsync_provider(*b, pm::file_sync_mode::fdatasync);
   coalescer<pm::file_sync_provider&> group(fsync_provider);
-  pm::pmem_device<flushkit::region<coalescer<pm::file_sync_provider&>&>> dev(b->bytes(), {}, group);
+  pm::pmem_device<flushkit::region<coalescer<pm::file_sync_provider&>&>> dev(*b, {}, group);
 
   std::vector<worker> workers(threads);
   std::vector<std::thread> pool;
@@ -561,6 +678,48 @@ TEST_CASE("a pmem device with a coalesced region acknowledges FUA writes from 4 
   }
   ::close(fd);
   ::unlink(path.c_str());
+}
+
+TEST_CASE("with a synchronous backend no flush(req) call issues more than one backend flush") {
+  marking_provider p;
+  coalescer<marking_provider&> c(p);
+  p.c = &c;
+  constexpr int threads = 4;
+  constexpr int iterations = 150;
+  std::vector<fair_client> clients(threads);
+  std::vector<int> most_per_call(threads, 0), flushes_by(threads, 0), bad(threads, 0);
+  std::vector<std::thread> pool;
+  for (std::size_t t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      fair_client& k = clients[t];
+      for (int i = 0; i < iterations; ++i) {
+        k.req.prepare(req_op::write, 0, {}, req_flags::fua);
+        k.req.on_complete(&fair_client::on_done, &k);
+        c.mark_completed(k.req);
+        k.epoch = k.req.epoch;
+        const int before = marking_provider::issued_by_this_thread;
+        const flush_result r = c.flush(k.req);
+        most_per_call[t] = std::max(most_per_call[t], marking_provider::issued_by_this_thread - before);
+        if (!r.is_async()) k.req.complete(r.sync_status()); // already durable: a started flush covered it
+        for (int v = k.done.load(); v != i + 1; v = k.done.load()) k.done.wait(v);
+        const std::uint64_t mark = r.is_async() ? k.covering_mark : p.newest_mark.load();
+        if (k.result || mark <= k.epoch) ++bad[t]; // failed, or covered by a flush issued before its epoch
+      }
+      flushes_by[t] = marking_provider::issued_by_this_thread;
+    });
+  for (std::thread& t : pool) t.join();
+  std::uint64_t flushes = 0;
+  for (std::size_t t = 0; t < threads; ++t) {
+    CHECK(most_per_call[t] <= 1);
+    CHECK(bad[t] == 0);
+    CHECK(clients[t].done.load() == iterations);
+    flushes += static_cast<std::uint64_t>(flushes_by[t]);
+  }
+  const flushkit::coalescer_stats s = c.stats();
+  CHECK(s.requests_completed == static_cast<std::uint64_t>(threads * iterations));
+  CHECK(s.flushes_issued == flushes);
+  MESSAGE("flushes " << s.flushes_issued << " for " << s.requests_completed << " requests, largest batch "
+                     << s.largest_batch);
 }
 
 TEST_CASE("stress: an asynchronous backend completing on its own thread") {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <flushkit/coalesce/detail/failure_log.hpp>
+#include <flushkit/core/capabilities.hpp>
 #include <flushkit/core/flush_result.hpp>
 #include <flushkit/core/provider.hpp>
 #include <flushkit/core/request.hpp>
@@ -66,8 +67,10 @@ struct coalescer_stats {
 /// or, for `Provider = P&`, by reference (it must then outlive the
 /// coalescer). The coalescer is itself an asynchronous flush provider
 /// (`flush_result flush(request&)`), so `region<coalescer<P>&>`, a pmem
-/// device or a virtio-pmem driver can use it; it also has a request-less
-/// `status flush()` when `Provider` has one.
+/// device or a virtio-pmem driver can use it. It is not a synchronous
+/// provider: the request-less flush is `flush_and_wait()`, named for what it
+/// does. It has each capability of `Provider` (`note_dirty`, `durability()`,
+/// `usable()`, see core/capabilities.hpp), forwarded unchanged.
 ///
 /// Epochs. The coalescer counts data completions: `note_write_completed()`
 /// returns the next value `e` of a monotonic counter, to be taken when (after)
@@ -96,24 +99,31 @@ struct coalescer_stats {
 /// flush), so no request is ever covered by a weaker flush.
 ///
 /// Threads: every member function may be called from any thread. User
-/// completions are never called with the internal mutex held. The thread that
-/// finds the coalescer idle issues the backend flush; with a synchronous
-/// backend it keeps issuing flushes while requests keep arriving, and
-/// completes them. With an asynchronous backend, the thread that delivers
-/// the backend completion continues that work. Allocation: none.
-template <class Provider> class coalescer {
+/// completions are never called with the internal mutex held. With a
+/// synchronous backend, each backend flush is issued, and its batch
+/// completed, by a thread inside `flush(req)` for a request of that batch:
+/// the thread that finds the coalescer idle; or, while a flush is in flight,
+/// the first caller whose request it does not cover, which waits until that
+/// flush and its batch completed and then issues the next flush for every
+/// request queued by then (later callers queue and return at once). So a
+/// `flush(req)` call issues at most one backend flush and no caller waits
+/// longer than its own flush plus one more, except that a thread also
+/// flushes the requests its own completion callbacks submit. With an
+/// asynchronous backend, the thread that delivers the backend completion
+/// issues the next flush (no caller waits for another one's flush).
+/// Allocation: none.
+template <class Provider>
+class coalescer : public forward_capabilities<coalescer<Provider>, std::remove_reference_t<Provider>> {
   using provider_type = std::remove_reference_t<Provider>;
   static_assert(flush_provider<provider_type>,
                 "flushkit::coalescer: Provider must have `flushkit::status flush()` or "
                 "`flushkit::flush_result flush(flushkit::request&)`");
+  static_assert(detail::check_capability_chain<provider_type>());
   static constexpr bool backend_is_async = async_flush_provider<provider_type>;
   using hook_type = boost::intrusive::member_hook<request, decltype(request::link_), &request::link_>;
   using request_list = boost::intrusive::list<request, hook_type, boost::intrusive::constant_time_size<true>>;
 
 public:
-  /// True when the request-less `status flush()` is available.
-  static constexpr bool has_sync_flush = sync_flush_provider<provider_type>;
-
   /// A coalescer in front of `p` (moved in, or bound by reference for `Provider = P&`).
   explicit coalescer(Provider p, coalescer_options opts = {})
       : provider_(std::forward<Provider>(p)), opts_(opts) {}
@@ -129,6 +139,8 @@ public:
 
   /// The backend provider.
   provider_type& provider() noexcept { return provider_; }
+  /// The backend provider.
+  const provider_type& provider() const noexcept { return provider_; }
 
   /// Declares that a write's data step has completed.
   /// Effects: takes the next epoch. Call it after the data reached the
@@ -147,7 +159,9 @@ public:
   /// synchronously. Otherwise (sticky error set) returns the sticky error
   /// synchronously, or the coalescer takes ownership: the request joins the
   /// in-flight flush if that covers its epoch, else waits for the next flush,
-  /// which this call issues if none is in flight.
+  /// which this call issues if none is in flight. With a synchronous backend
+  /// and a flush in flight, the first such call blocks until that flush
+  /// completed and then issues the next one (see "Threads").
   /// Returns: `flush_result::done(st)` (the caller completes the request) or
   /// `flush_result::async(req)`; the request may already have completed when
   /// this returns (the calling thread issued a synchronous backend flush).
@@ -170,26 +184,33 @@ public:
     if (!busy_) {
       busy_ = true;
       drive(lock);
+    } else if (!backend_is_async && successor_ == successor::none && driver_ != std::this_thread::get_id()) {
+      successor_ = successor::appointed; // issues the next flush, after the one in flight
+      successor_cv_.wait(lock, [this] { return successor_ == successor::handed_over; });
+      successor_ = successor::none;
+      drive(lock);
     }
     return flush_result::async(req);
   }
 
-  /// Request-less flush: makes every write completed before the call durable.
+  /// Request-less flush, blocking: makes every write completed before the
+  /// call durable.
   ///
   /// Effects: submits an internal request stamped now and blocks until it
   /// completes; it is coalesced like any other. Returns: its status.
-  /// Errors: as `flush(request&)`; `errc::invalid_request` when called from a
-  /// completion this coalescer is delivering (it would wait for itself).
-  /// Precondition: not called on the thread or executor that completes the
-  /// backend's asynchronous flushes (for a `pmem_guest` backend: its
-  /// executor), which this call would block; only the first case is detected.
-  /// Allocation: none.
-  status flush() requires has_sync_flush {
+  /// Errors: as `flush(request&)`; `errc::invalid_request`, after a
+  /// FLUSHKIT_ASSERT, when the calling thread is one this call would wait
+  /// for: it is delivering this coalescer's completions, or it runs the
+  /// backend's executor (when the backend has `get_executor()` whose
+  /// executor has `running_in_this_thread()`, e.g. `pmem_guest`).
+  /// Precondition: not called on another thread the backend's completions
+  /// need (not detected). Allocation: none.
+  status flush_and_wait() {
     sync_waiter w{this};
     request req(req_op::flush, 0, {}, req_flags::preflush);
-    {
-      std::lock_guard lock(mutex_);
-      if (busy_ && driver_ == std::this_thread::get_id()) return make_error_code(errc::invalid_request);
+    if (would_wait_for_itself()) {
+      FLUSHKIT_ASSERT(false, "coalescer::flush_and_wait() on a thread it would wait for");
+      return make_error_code(errc::invalid_request);
     }
     req.on_complete(&coalescer::sync_done, &w);
     const flush_result r = flush(req);
@@ -218,11 +239,25 @@ public:
   }
 
 private:
+  /// The appointed next driver of a synchronous backend (see "Threads").
+  enum class successor : std::uint8_t { none, appointed, handed_over };
+
   struct sync_waiter {
     coalescer* self;
     bool done = false;
     status result{};
   };
+
+  bool would_wait_for_itself() {
+    {
+      std::lock_guard lock(mutex_);
+      if (busy_ && driver_ == std::this_thread::get_id()) return true;
+    }
+    if constexpr (requires { provider_.get_executor().running_in_this_thread(); })
+      return provider_.get_executor().running_in_this_thread();
+    else
+      return false;
+  }
 
   static void sync_done(void* context, request&, const status& st) {
     auto* w = static_cast<sync_waiter*>(context);
@@ -241,12 +276,19 @@ private:
     return flush_result::done(st);
   }
 
-  /// Runs flushes while requests wait. Precondition: lock held, busy_ set by
-  /// this thread. Returns with the lock held; busy_ stays set only while an
-  /// asynchronous backend flush is pending (its completion continues).
+  /// Runs flushes while requests wait; after one, hands over to an appointed
+  /// successor. Precondition: lock held, busy_ set by or handed to this
+  /// thread. Returns with the lock held; busy_ stays set only while an
+  /// asynchronous backend flush is pending (its completion continues) or
+  /// after a hand-over.
   void drive(std::unique_lock<std::mutex>& lock) {
     driver_ = std::this_thread::get_id();
-    for (;;) {
+    for (bool flushed = false;; flushed = true) {
+      if (flushed && successor_ == successor::appointed) {
+        successor_ = successor::handed_over;
+        successor_cv_.notify_one();
+        break;
+      }
       if (sticky_error_) reject_waiting(lock);
       if (waiting_.empty()) {
         busy_ = false;
@@ -353,7 +395,9 @@ private:
   bool flush_active_ = false;
   bool issuing_ = false;
   std::optional<status> early_result_;
-  std::thread::id driver_{};
+  std::thread::id driver_{};       // the thread issuing or completing flushes
+  successor successor_ = successor::none;
+  std::condition_variable successor_cv_;
   std::uint64_t target_ = 0;        // snapshot of the in-flight (or last) flush
   std::uint64_t flushed_epoch_ = 0; // target of the last completed flush
   status sticky_error_{};
