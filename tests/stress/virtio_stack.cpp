@@ -476,7 +476,7 @@ template <bool Coalesced> void run_virtio(const std::string& name, std::uint64_t
     std::vector<status> blocking_results(blocking);
     std::vector<std::thread> blockers;
     for (std::uint32_t i = 0; i < blocking; ++i)
-      blockers.emplace_back([&, i] { blocking_results[i] = rig.guest.flush(); });
+      blockers.emplace_back([&, i] { blocking_results[i] = rig.guest.flush_and_wait(); });
     std::uint32_t held_at_remove = 0;
     const st::summary s = run_phase(
         rig, gdev, cfg.seed + 4, ph.removal, shape,

@@ -8,9 +8,12 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cerrno>
+#include <system_error>
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 namespace {
@@ -35,6 +38,16 @@ struct target {
     auto* k = static_cast<target*>(t);
     ++k->calls;
     if (k->stop_from_inside != nullptr) k->stop_from_inside->stop();
+  }
+};
+
+struct error_log {
+  int calls = 0;
+  flushkit::status last{};
+  static void fn(void* ctx, const flushkit::status& st) {
+    auto* self = static_cast<error_log*>(ctx);
+    ++self->calls;
+    self->last = st;
   }
 };
 
@@ -128,6 +141,67 @@ TEST_CASE("open twice is rejected and a bad descriptor reports the system error"
   REQUIRE_FALSE(l.open(ch.fd));
   CHECK(l.open(ch.fd) == flushkit::errc::invalid_request);
   l.stop();
+}
+
+TEST_CASE("a read error stops the listener and is reported through error() and the callback") {
+  boost::asio::io_context io;
+  channel ch;
+  target t;
+  error_log errors;
+  listener_t l(io.get_executor(), &target::fn, &t, &error_log::fn, &errors);
+  // The listener reads its own duplicate of the eventfd: the lowest free descriptor.
+  const int lowest = ::fcntl(ch.fd, F_DUPFD_CLOEXEC, 0);
+  REQUIRE(lowest >= 0);
+  ::close(lowest);
+  REQUIRE_FALSE(l.open(ch.fd));
+  REQUIRE(::fcntl(lowest, F_GETFD) >= 0);
+  l.start();
+  fv::eventfd_notifier n(ch.fd);
+  n.notify();
+  io.run_one();
+  REQUIRE(t.calls == 1);
+  CHECK_FALSE(l.error());
+
+  // Replace the listener's descriptor by a pipe's write end: its next read fails with EBADF.
+  int pipe_fds[2];
+  REQUIRE(::pipe2(pipe_fds, O_CLOEXEC) == 0);
+  REQUIRE(::dup2(pipe_fds[1], lowest) == lowest);
+  n.notify();
+  io.run(); // returns: the failed read is not re-armed
+  CHECK(t.calls == 1);
+  CHECK_FALSE(l.armed());
+  CHECK_FALSE(l.is_open());
+  CHECK(l.error() == std::errc::bad_file_descriptor);
+  CHECK(errors.calls == 1);
+  CHECK(errors.last == l.error());
+  ::close(pipe_fds[0]);
+  ::close(pipe_fds[1]);
+}
+
+TEST_CASE("end of file stops the listener with io_error and stop() reports nothing") {
+  boost::asio::io_context io;
+  target t;
+  error_log errors;
+  listener_t l(io.get_executor(), &target::fn, &t);
+  l.set_error_handler(&error_log::fn, &errors);
+  int pipe_fds[2];
+  REQUIRE(::pipe2(pipe_fds, O_CLOEXEC) == 0);
+  ::close(pipe_fds[1]); // a read end whose writer is gone reads end of file
+  REQUIRE_FALSE(l.open(pipe_fds[0]));
+  l.start();
+  io.run();
+  CHECK(t.calls == 0);
+  CHECK(l.error() == flushkit::errc::io_error);
+  CHECK(errors.calls == 1);
+
+  channel ch; // a clean stop is not an error, and open() forgets the last one
+  REQUIRE_FALSE(l.open(ch.fd));
+  CHECK_FALSE(l.error());
+  l.start();
+  stop_and_drain(io, l);
+  CHECK_FALSE(l.error());
+  CHECK(errors.calls == 1);
+  ::close(pipe_fds[0]);
 }
 
 TEST_CASE("notifications from other threads are all received") {

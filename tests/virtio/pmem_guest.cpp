@@ -126,7 +126,7 @@ struct async_flush {
 
 /// A blocking flush on its own thread.
 struct blocking_flush {
-  explicit blocking_flush(guest_t& g) : t([this, &g] { record(g.flush()); }) {}
+  explicit blocking_flush(guest_t& g) : t([this, &g] { record(g.flush_and_wait()); }) {}
   ~blocking_flush() { join(); }
   void join() {
     if (t.joinable()) t.join();
@@ -211,7 +211,7 @@ TEST_CASE("scenario 16: host ret 0 succeeds and ret 1 or 0xFFFFFFFF is io_error"
   CHECK(r.guest.stats().host_errors == 2);
   r.dev.answer(1);
   io_thread t(r.io); // the blocking path needs the driver's executor running
-  CHECK(r.guest.flush() == io_error);
+  CHECK(r.guest.flush_and_wait() == io_error);
   r.guest.remove();
 }
 
@@ -260,13 +260,12 @@ TEST_CASE("scenario 18: ret 1 on the async FUA path is io_error completed exactl
   CHECK(out.n == 1);
   CHECK(out.st == io_error);
   CHECK(b->data()[0] == std::byte{0x5a}); // data written, reported not durable
-  r.dev.answer(0);
   {
     io_thread t(r.io);
-    dev.remove(); // final request-less flush reaches the host
+    dev.remove(); // no final flush: the guest is an asynchronous provider
     r.guest.remove();
   }
-  CHECK(r.dev.chains() == 2);
+  CHECK(r.dev.chains() == 1);
 }
 
 TEST_CASE("scenario 19: used len below 4 is io_error and the poisoned response is never read") {
@@ -323,7 +322,7 @@ TEST_CASE("scenario 21: NEEDS_RESET before submission fails without touching the
     CHECK(f.st == io_error);
     {
       io_thread t(r.io);
-      CHECK(r.guest.flush() == io_error);
+      CHECK(r.guest.flush_and_wait() == io_error);
     }
     CHECK(r.dev.chains() == 0);
     CHECK(r.guest.stats().submitted == 0);
@@ -341,7 +340,7 @@ TEST_CASE("scenario 22: ring full waiters are admitted FIFO one per reclaimed bu
   std::vector<std::unique_ptr<std::thread>> threads;
   for (int i = 0; i < k; ++i) {
     threads.push_back(std::make_unique<std::thread>([&, i] {
-      CHECK(r.guest.flush() == status{});
+      CHECK(r.guest.flush_and_wait() == status{});
       finished_as[static_cast<std::size_t>(i)] = order.fetch_add(1);
     }));
     // thread i is in the ring (i == 0) or the i-th waiter
@@ -370,7 +369,7 @@ TEST_CASE("scenario 23: an answer between add and wait is not lost [race]") {
   for (int i = 0; i < 4; ++i)
     th.emplace_back([&] {
       for (int n = 0; n < 300; ++n)
-        if (!r.guest.flush()) ok.fetch_add(1);
+        if (!r.guest.flush_and_wait()) ok.fetch_add(1);
     });
   for (int n = 0; n < 300; ++n) {
     async_flush f(r.guest);
@@ -389,7 +388,7 @@ TEST_CASE("scenario 24: a failed kick breaks the device and the ring keeps the c
     io_thread t(r.io);
     r.dev.hold(true);
     r.dev.fail_kicks([](void* g) { static_cast<guest_t*>(g)->mark_broken("notify failed"); }, &r.guest);
-    CHECK(r.guest.flush() == io_error);
+    CHECK(r.guest.flush_and_wait() == io_error);
     CHECK(r.guest.broken());
     CHECK(r.guest.stats().contexts_in_use == 1); // the ring's reference
     if (late_answer) {
@@ -485,7 +484,7 @@ TEST_CASE("scenario 28: a flush after broken fails synchronously without ring ac
   async_flush f(r.guest);
   CHECK_FALSE(f.was_async);
   CHECK(f.st == io_error);
-  CHECK(r.guest.flush() == io_error);
+  CHECK(r.guest.flush_and_wait() == io_error);
   CHECK(r.guest.stats().submitted == before.submitted);
   CHECK(r.dev.chains() == 0);
   {
@@ -605,7 +604,7 @@ TEST_CASE("scenario 31: freeze fails flushes and restore makes them work again")
   r.guest.freeze();
   held.join();
   CHECK(held.st == io_error);
-  CHECK(r.guest.flush() == io_error);
+  CHECK(r.guest.flush_and_wait() == io_error);
   async_flush during(r.guest);
   CHECK_FALSE(during.was_async);
   CHECK(r.guest.stats().contexts_in_use == 0);
@@ -613,7 +612,7 @@ TEST_CASE("scenario 31: freeze fails flushes and restore makes them work again")
   REQUIRE_FALSE(r.guest.restore());
   CHECK_FALSE(r.guest.broken());
   r.dev.hold(false);
-  CHECK(r.guest.flush() == status{});
+  CHECK(r.guest.flush_and_wait() == status{});
   async_flush after(r.guest);
   REQUIRE(eventually([&] { return after.done.load(std::memory_order_acquire); }));
   CHECK(after.st == status{});
@@ -626,7 +625,7 @@ TEST_CASE("scenario 32: remove after freeze is safe") {
   r.guest.freeze();
   r.guest.remove();
   CHECK(r.control.status.load() == 0);
-  CHECK(r.guest.flush() == io_error);
+  CHECK(r.guest.flush_and_wait() == io_error);
   CHECK(r.guest.restore() == errc::invalid_request);
 }
 
@@ -723,7 +722,7 @@ TEST_CASE("scenario 36: one in flight with flush_lock on and the ring-full path 
     for (int i = 0; i < 4; ++i)
       th.emplace_back([&] {
         for (int n = 0; n < 200; ++n)
-          if (r.guest.flush()) fails.fetch_add(1);
+          if (r.guest.flush_and_wait()) fails.fetch_add(1);
       });
     for (int n = 0; n < 200; ++n) {
       async_flush f(r.guest);
@@ -835,3 +834,28 @@ TEST_CASE("coalescer over pmem_guest: one host flush covers concurrent requests"
 }
 
 } // TEST_SUITE
+
+TEST_CASE("a pmem_device over the guest is removed with the driver's executor stopped; its flush completes once") {
+  static_assert(!flushkit::sync_flush_provider<guest_t>, "the blocking flush is flush_and_wait(), not flush()");
+  static_assert(!flushkit::region<guest_t&>::has_sync_flush);
+  rig r;
+  std::vector<std::byte> medium(4096);
+  std::array<std::byte, 64> data{};
+  const flushkit::segment s{data.data(), data.size()};
+  request req(flushkit::req_op::write, 0, {&s, 1}, flushkit::req_flags::fua);
+  int completions = 0;
+  req.on_complete([](void* n, request&, const status&) { ++*static_cast<int*>(n); }, &completions);
+  {
+    flushkit::pmem::pmem_device<flushkit::region<guest_t&>> dev(medium, {}, r.guest);
+    dev.submit(req); // queued on the driver's executor, which nobody runs yet
+    dev.remove();    // returns: it issues no flush that would wait for that executor
+    CHECK(dev.in_flight() == 1);
+    CHECK(completions == 0);
+    r.guest.mark_broken("test: device removed");
+    r.pump();
+    CHECK(completions == 1);
+    CHECK(req.result() == io_error);
+    CHECK(dev.in_flight() == 0);
+  }
+  CHECK(completions == 1);
+}

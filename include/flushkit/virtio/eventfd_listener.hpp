@@ -7,6 +7,7 @@
 
 #include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/basic_stream_descriptor.hpp>
 
@@ -39,13 +40,26 @@ namespace flushkit::virtio {
 /// with operation_aborted on the event loop and is not re-armed. Destroy the
 /// listener before its io_context and only when `armed()` is false (after
 /// `stop()`, run the loop until the aborted read has been delivered).
+///
+/// Read errors: an interrupted or would-block read (EINTR, EAGAIN) is armed
+/// again. Any other failure (an error such as EBADF, end of file, or a read
+/// of other than 8 bytes) stops the listener as `stop()` does, since later
+/// wake-ups could no longer be seen, and is never silent: the status is kept
+/// in `error()` and passed to the error callback, if one is set, on the
+/// executor. The target is not called for that read.
 template <class Executor = boost::asio::io_context::executor_type> class eventfd_listener {
 public:
   /// The wake-up target, run on the listener's executor.
   using target_fn = void (*)(void* context);
+  /// The error callback, run on the listener's executor once a read error stopped the listener.
+  using error_fn = void (*)(void* context, const status& st);
 
-  /// A closed listener on `ex` that will call `fn(context)` per wake-up; `open()` then `start()` it.
-  eventfd_listener(const Executor& ex, target_fn fn, void* context) : sd_(ex), fn_(fn), context_(context) {}
+  /// A closed listener on `ex` that will call `fn(context)` per wake-up, and
+  /// `on_error(error_context, st)` if a read error stops it (optional, see
+  /// `set_error_handler`); `open()` then `start()` it.
+  eventfd_listener(const Executor& ex, target_fn fn, void* context, error_fn on_error = nullptr,
+                   void* error_context = nullptr)
+      : sd_(ex), fn_(fn), context_(context), error_fn_(on_error), error_context_(error_context) {}
   eventfd_listener(const eventfd_listener&) = delete;
   eventfd_listener& operator=(const eventfd_listener&) = delete;
   ~eventfd_listener() { FLUSHKIT_ASSERT(!armed_, "eventfd_listener destroyed with a read pending; stop() and run the loop first"); }
@@ -64,7 +78,15 @@ public:
       return {ec.value(), std::generic_category()};
     }
     stopping_ = false;
+    error_ = {};
     return {};
+  }
+
+  /// Effects: sets (or, with nullptr, removes) the error callback. No allocation.
+  /// Executor's thread.
+  void set_error_handler(error_fn fn, void* context) noexcept {
+    error_fn_ = fn;
+    error_context_ = context;
   }
 
   /// Effects: arms the first read (no effect when not open, stopping or armed).
@@ -83,10 +105,14 @@ public:
   /// True while a read is pending: from `start()` until a read completes without
   /// being re-armed (after `stop()`, or on a read error). Executor's thread.
   bool armed() const noexcept { return armed_; }
-  /// True between a successful `open()` and `stop()`. Executor's thread.
+  /// True between a successful `open()` and `stop()` (or a read error). Executor's thread.
   bool is_open() const noexcept { return sd_.is_open(); }
   /// Target calls so far.
   std::uint64_t wakeups() const noexcept { return wakeups_; }
+  /// The read error that stopped the listener: a system error (generic
+  /// category), or `errc::io_error` for end of file or a short read; success
+  /// while none happened since `open()`. Executor's thread.
+  status error() const noexcept { return error_; }
   /// Sum of the counter values read (notifications received, merged or not).
   std::uint64_t notifications() const noexcept { return notifications_; }
   /// Read operations that did not fit the embedded block and were heap-allocated (expected 0).
@@ -109,16 +135,33 @@ private:
 
   void on_read(const boost::system::error_code& ec, std::size_t n) {
     armed_ = false;
-    if (ec || stopping_ || n != sizeof value_) return;
+    if (stopping_ || ec == boost::asio::error::operation_aborted) return;
+    if (ec == boost::asio::error::interrupted || ec == boost::asio::error::would_block ||
+        ec == boost::asio::error::try_again)
+      return arm();
+    if (ec || n != sizeof value_) return fail(ec);
     ++wakeups_;
     notifications_ += value_;
     fn_(context_);
     if (!stopping_ && sd_.is_open()) arm();
   }
 
+  // A read failed for good: stop, keep the status, tell the error callback.
+  void fail(const boost::system::error_code& ec) {
+    const bool os_error = ec && (ec.category() == boost::system::system_category() ||
+                                 ec.category() == boost::system::generic_category());
+    error_ =
+        os_error ? status(ec.value(), std::generic_category()) : make_error_code(errc::io_error);
+    stop();
+    if (error_fn_ != nullptr) error_fn_(error_context_, error_);
+  }
+
   boost::asio::posix::basic_stream_descriptor<Executor> sd_;
   target_fn fn_;
   void* context_;
+  error_fn error_fn_;
+  void* error_context_;
+  status error_{};
   std::uint64_t value_ = 0;
   bool armed_ = false;
   bool stopping_ = false;

@@ -73,7 +73,7 @@ struct pmem_guest_options {
   std::uint32_t queue_size = 64;
   /// Request contexts in the pool; 0 means `queue_size`. At least 2: context
   /// 0 is reserved for the ordered flush work, the others serve blocking
-  /// `flush()` callers (who wait, FIFO by the lock, when all are taken).
+  /// `flush_and_wait()` callers (who wait, FIFO by the lock, when all are taken).
   std::uint32_t contexts = 0;
   /// The kernel's `flush_lock`: at most one request in flight on the ring.
   bool one_in_flight = true;
@@ -122,7 +122,7 @@ struct pmem_guest_stats {
 ///
 /// Threading: `flush(request&)`, `mark_broken`, `on_interrupt`,
 /// `on_config_change`, `stats` may be called from any thread. The blocking
-/// `flush()`, `remove`, `freeze` must not be called from a thread that runs
+/// `flush_and_wait()`, `remove`, `freeze` must not be called from a thread that runs
 /// the driver's executor (they wait for it). `probe`/`restore` are set-up
 /// calls (no flush may run concurrently). Interrupts must stop (the transport
 /// is torn down) before the object is destroyed.
@@ -168,7 +168,7 @@ public:
   /// `size == 0` or `start + size` overflowing; not_supported without
   /// VERSION_1 or when FEATURES_OK does not stick; io_error when the config
   /// never stabilises.
-  status probe() {
+  [[nodiscard]] status probe() {
     std::lock_guard lk(mu_);
     if (state_ != lifecycle::unprobed) return make_error_code(errc::invalid_request);
     if (status st = place_slots()) return fail_probe(st);
@@ -197,7 +197,7 @@ public:
   /// everything the host's backing held when it processed the request.
   /// Errors: io_error (broken, NEEDS_RESET, host ret != 0, short response,
   /// answer after broken). Allocation: none.
-  flush_result flush(request& req) {
+  [[nodiscard]] flush_result flush(request& req) {
     std::lock_guard lk(mu_);
     if (broken_.load(std::memory_order_relaxed)) return flush_result::done(make_error_code(errc::io_error));
     req.work.set(&pmem_guest::run_async, this);
@@ -205,15 +205,21 @@ public:
     return flush_result::async(req);
   }
 
-  /// Request-less synchronous flush (`virtio_pmem_flush`): blocks the calling
-  /// thread until the host answered. Precondition: not called on a thread
-  /// that runs the driver's executor (it would wait for itself).
+  /// Request-less flush (`virtio_pmem_flush`) that blocks the calling thread
+  /// until the host answered. Deliberately not named `flush()`: it is not the
+  /// `sync_flush_provider` entry, so no component (a device's `remove()`, a
+  /// coalescer) calls it and waits for an executor by surprise.
+  /// Precondition: not called on a thread that runs the driver's executor or
+  /// the executor under its strand (it would wait for itself; checked in
+  /// debug builds).
   /// Effects: takes a free context (waits while none is), submits like the
   /// asynchronous path, waits for the answer or for the device to break.
   /// Returns: success when the host answered ret 0 with a full response.
   /// Errors: io_error as for `flush(request&)`. Allocation: none.
-  status flush() {
-    FLUSHKIT_ASSERT(!exec_.get_executor().running_in_this_thread(), "blocking flush on the driver's executor");
+  [[nodiscard]] status flush_and_wait() {
+    FLUSHKIT_ASSERT(!exec_.get_executor().running_in_this_thread() &&
+                        !exec_.get_executor().get_inner_executor().running_in_this_thread(),
+                    "flush_and_wait() on a thread that runs the driver's executor");
     std::unique_lock lk(mu_);
     ++blocking_callers_;
     const status st = blocking_flush_locked(lk);
@@ -285,7 +291,7 @@ public:
   /// Errors: invalid_request when not frozen; timeout when the device did not
   /// acknowledge the reset in time (still frozen; call again); as `probe()`
   /// otherwise.
-  status restore() {
+  [[nodiscard]] status restore() {
     {
       std::lock_guard lk(mu_);
       if (state_ != lifecycle::frozen) return make_error_code(errc::invalid_request);
@@ -344,12 +350,12 @@ private:
     return o;
   }
 
-  static status io_error() noexcept { return make_error_code(errc::io_error); }
+  [[nodiscard]] static status io_error() noexcept { return make_error_code(errc::io_error); }
 
   // ---- probe / restore --------------------------------------------------------
 
   // Validates the options and the driver area; gives every context its slot.
-  status place_slots() {
+  [[nodiscard]] status place_slots() {
     if (validate_queue_size(opts_.queue_size) || opts_.contexts < 2 || opts_.contexts > 65536)
       return make_error_code(errc::invalid_request);
     layout_ = detail::pmem_guest_layout::compute(area_.guest, opts_.queue_size, opts_.contexts);
@@ -367,13 +373,13 @@ private:
     return {};
   }
 
-  status fail_probe(status st) {
+  [[nodiscard]] status fail_probe(status st) {
     control_.status.fetch_or(device_status::failed, std::memory_order_acq_rel);
     return st;
   }
 
   // Reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK, queue set-up.
-  status setup_locked() {
+  [[nodiscard]] status setup_locked() {
     control_.status.store(0, std::memory_order_seq_cst);
     control_.status.store(device_status::acknowledge, std::memory_order_release);
     control_.status.fetch_or(device_status::driver, std::memory_order_acq_rel);
@@ -396,7 +402,7 @@ private:
   }
 
   // Reads start/size, retrying while the device changes them (config_generation).
-  status read_config(pmem_config& out) {
+  [[nodiscard]] status read_config(pmem_config& out) {
     for (int attempt = 0; attempt < 16; ++attempt) {
       const auto gen = control_.config_generation.load(std::memory_order_acquire);
       const pmem_config r{control_.config_start.load(std::memory_order_acquire),
@@ -435,7 +441,7 @@ private:
     deliver(lk);
   }
 
-  status blocking_flush_locked(std::unique_lock<std::mutex>& lk) {
+  [[nodiscard]] status blocking_flush_locked(std::unique_lock<std::mutex>& lk) {
     cv_.wait(lk, [this] { return broken_ || !free_.empty(); });
     if (broken_ || needs_reset_locked()) return io_error();
     context& c = free_.front();
@@ -556,7 +562,7 @@ private:
   // The device's answer as a status: only a full response with ret 0 is
   // success; the response is read only when the device wrote all of it, and
   // never once the device is broken (patch 11, scenarios 17-19, 27).
-  status answer_locked(const context& c, std::uint32_t len) {
+  [[nodiscard]] status answer_locked(const context& c, std::uint32_t len) {
     if (broken_) {
       ++stats_.late_completions;
       return io_error();
@@ -661,7 +667,7 @@ private:
   // Waits (bounded) until the device acknowledged the last reset written by
   // shut_down (reset_ack caught up with it). Kicks again now and then, since
   // notifications may be merged or missed while the device resets.
-  status await_reset_ack() {
+  [[nodiscard]] status await_reset_ack() {
     std::uint32_t wanted = 0;
     {
       std::lock_guard lk(mu_);
