@@ -1,9 +1,12 @@
-// The crash checker over the virtio-pmem stack: pmem_device<region<...>> over
-// pmem_guest (optionally behind a coalescer), pmem_host answering over an
-// inproc_pair, the host's flush target the checker's volatile_cache. The three
-// event loops (guest, host device loop, host blocking pool) are io_contexts
-// the checker steps on its own thread through poll_one(), so every crash
-// boundary is exact.
+// The crash checker over the virtio-pmem stack exactly as a user composes it:
+// pmem_device<region<pmem_guest&>> or pmem_device<region<coalescer<pmem_guest&>&>>,
+// pmem_host answering over an inproc_pair, the host's flush target the
+// checker's volatile_cache. No layer of that stack tracks dirty bytes (the
+// guest writes into host memory, as into a page cache), so the cache finds the
+// writes itself (`track_stores`); nothing in the test forwards a capability by
+// hand. The three event loops (guest, host device loop, host blocking pool)
+// are io_contexts the checker steps on its own thread through poll_one(), so
+// every crash boundary is exact.
 #include <flushkit/testing/crash_checker.hpp>
 
 #include <flushkit/coalesce/coalescer.hpp>
@@ -36,7 +39,6 @@ namespace fv = flushkit::virtio;
 using flushkit::req_flags;
 using flushkit::req_op;
 using flushkit::test::crash_alphabet;
-using flushkit::test::planned_boundaries;
 using flushkit::test::print_examples;
 using flushkit::test::run_small;
 
@@ -86,40 +88,15 @@ struct stepped_loops {
   }
 };
 
-/// Not a coalescer: the guest is the region's backend directly.
+/// Not a coalescer: the guest is the region's provider directly.
 struct no_coalescer {
   explicit no_coalescer(guest_t&) {}
-};
-
-/// The region's provider in the guest. Data writes are noted in the cache
-/// (the guest's stores reach the host's volatile cache); flushes go to
-/// `Backend` (the guest, or a coalescer over it). The request-less flush (the
-/// device's removal flush) takes the asynchronous path and steps the loops
-/// until it completes: the guest's blocking flush would wait for loops only
-/// this thread runs.
-template <class Backend> struct guest_provider {
-  ft::volatile_cache* cache;
-  Backend* backend;
-  stepped_loops* loops;
-  flushkit::request final_req{}; // outlives the guest's use of it even if the flush hangs
-
-  void note_dirty(const void* p, std::size_t n) { cache->note_dirty(p, n); }
-  flushkit::flush_result flush(flushkit::request& req) { return backend->flush(req); }
-  flushkit::status flush() {
-    final_req.prepare(req_op::flush, 0, {}, req_flags::preflush);
-    const flushkit::flush_result r = backend->flush(final_req);
-    if (!r.is_async()) return r.sync_status();
-    while (!final_req.completed())
-      if (loops->poll_one() == 0) return make_error_code(flushkit::errc::timeout);
-    return final_req.result();
-  }
 };
 
 /// pmem_device -> [coalescer ->] pmem_guest -> inproc_pair -> pmem_host -> `Target`.
 template <class Target, bool Coalesce> class virtio_stack {
   using coalescer_t = std::conditional_t<Coalesce, flushkit::coalescer<guest_t&>, no_coalescer>;
-  using backend_t = std::conditional_t<Coalesce, coalescer_t, guest_t>;
-  using provider_t = guest_provider<backend_t>;
+  using provider_t = std::conditional_t<Coalesce, coalescer_t, guest_t>;
 
 public:
   explicit virtio_stack(ft::volatile_cache& c)
@@ -128,7 +105,7 @@ public:
               pair_.interrupt(), fv::pmem_config{pmem_start, c.medium().size()}, host_options()),
         guest_(loops_.guest.get_executor(), pair_.control(), pair_.memory(),
                fv::driver_area{pair_.guest_base(), pair_.ram(), pair_.ram_size()}, pair_.kick(), guest_options()),
-        coalescer_(guest_), provider_{&c, &backend(), &loops_}, dev_(c.medium(), {}, provider_) {
+        coalescer_(guest_), dev_(c.medium(), {}, provider()) {
     REQUIRE(pair_.ok());
     host_.set_config_notifier(pair_.config_change());
     pair_.connect_device(&host_t::kick_entry, &host_);
@@ -140,9 +117,9 @@ public:
   virtio_stack(const virtio_stack&) = delete;
   virtio_stack& operator=(const virtio_stack&) = delete;
 
-  /// v7 order: the device's removal flush (through the host), then the guest
-  /// is removed. remove() waits for the guest's loop, so the guest is marked
-  /// broken and its loop stepped to idle first.
+  /// v7 order: the device is removed (no flush: its provider is
+  /// asynchronous), then the guest. The guest's remove() waits for its loop,
+  /// so the guest is marked broken and its loop stepped to idle first.
   ~virtio_stack() {
     dev_.remove();
     guest_.mark_broken("test teardown");
@@ -172,7 +149,7 @@ private:
   static void on_interrupt(void* g) { static_cast<guest_t*>(g)->on_interrupt(); }
   static void on_config(void* g) { static_cast<guest_t*>(g)->on_config_change(); }
 
-  backend_t& backend() noexcept {
+  provider_t& provider() noexcept {
     if constexpr (Coalesce)
       return coalescer_;
     else
@@ -185,7 +162,6 @@ private:
   host_t host_;
   guest_t guest_;
   coalescer_t coalescer_;
-  provider_t provider_;
   flushkit::pmem::pmem_device<flushkit::region<provider_t&>> dev_;
 };
 
@@ -197,12 +173,32 @@ using direct_checker = ft::crash_checker<virtio_under_test<cache_target, false>>
 using coalesced_checker = ft::crash_checker<virtio_under_test<cache_target, true>>;
 using lying_checker = ft::crash_checker<virtio_under_test<lying_target, false>>;
 
+/// The checker's options for the virtio stack: the cache tracks stores.
+ft::crash_checker_options virtio_options() {
+  ft::crash_checker_options o;
+  o.track_stores = true;
+  return o;
+}
+
+/// Crash points of workload `w` on the virtio stack: before submit and
+/// completion per op, a flush issue and completion per region flush, at most
+/// one write found per flush issue, and the end (no removal flush).
+std::size_t most_virtio_boundaries(const std::vector<ft::crash_op>& w) {
+  std::size_t n = 1;
+  for (const ft::crash_op& op : w) {
+    n += 2;
+    if (has(op.flags, req_flags::preflush)) n += 3;
+    if (op.kind == req_op::write && has(op.flags, req_flags::fua)) n += 3;
+  }
+  return n;
+}
+
 } // namespace
 
 TEST_SUITE("testing/crash_checker") {
 
 TEST_CASE("virtio-pmem guest and host: every crash point of every small workload recovers a consistent image") {
-  direct_checker checker;
+  direct_checker checker(virtio_options());
   const flushkit::test::exhaustive_result e = run_small(checker, 1);
   const ft::crash_report& r = e.report;
   MESSAGE("virtio exhaustive: workloads " << r.workloads << ", crash points " << r.crash_points << ", crash states "
@@ -210,14 +206,17 @@ TEST_CASE("virtio-pmem guest and host: every crash point of every small workload
   print_examples(r);
   CHECK(e.planned_workloads == 5 + 25 + 125 + 625);
   CHECK(r.workloads == e.planned_workloads);
-  CHECK(r.crash_points == e.planned_points);
+  std::size_t most = 0;
+  for (const auto& w : flushkit::test::small_workloads(1)) most += most_virtio_boundaries(w);
+  CHECK(r.crash_points <= most);
+  CHECK(r.crash_points >= 3 * r.workloads);
   CHECK(r.crash_states > r.crash_points);
   CHECK(r.violations == 0);
 }
 
 TEST_CASE("virtio-pmem guest and host: seeded random crash trials find no violation") {
   constexpr std::size_t trials = 10'000;
-  direct_checker checker;
+  direct_checker checker(virtio_options());
   const ft::crash_report r = checker.run_random(1, trials);
   MESSAGE("virtio random: trials " << r.random_trials << ", crash states " << r.crash_states << ", violations "
                                    << r.violations);
@@ -229,7 +228,7 @@ TEST_CASE("virtio-pmem guest and host: seeded random crash trials find no violat
 
 TEST_CASE("virtio-pmem behind a coalescer: seeded random crash trials find no violation") {
   constexpr std::size_t trials = 3'000;
-  coalesced_checker checker;
+  coalesced_checker checker(virtio_options());
   const ft::crash_report r = checker.run_random(1, trials);
   const ft::crash_report one = checker.run_exhaustive(std::vector<ft::crash_op>{crash_alphabet[1], crash_alphabet[4]});
   MESSAGE("virtio + coalescer random: trials " << r.random_trials << ", crash states " << r.crash_states
@@ -239,12 +238,14 @@ TEST_CASE("virtio-pmem behind a coalescer: seeded random crash trials find no vi
   CHECK(r.crash_states == trials);
   CHECK(r.violations == 0);
   // The coalescer adds no crash boundary: one backend flush per region flush.
-  CHECK(one.crash_points == planned_boundaries({crash_alphabet[1], crash_alphabet[4]}));
+  direct_checker direct(virtio_options());
+  const std::vector<ft::crash_op> pair{crash_alphabet[1], crash_alphabet[4]};
+  CHECK(one.crash_points == direct.run_exhaustive(pair).crash_points);
   CHECK(one.violations == 0);
 }
 
 TEST_CASE("a virtio-pmem host that acknowledges flushes without flushing is caught") {
-  lying_checker checker;
+  lying_checker checker(virtio_options());
   const flushkit::test::exhaustive_result e = run_small(checker, 1);
   const ft::crash_report rr = checker.run_random(1, 1'000);
   MESSAGE("virtio lying host: exhaustive violations " << e.report.violations << ", random violations "

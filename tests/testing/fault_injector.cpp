@@ -1,7 +1,9 @@
 #include <flushkit/testing/fault_injector.hpp>
 
+#include <flushkit/core/capabilities.hpp>
 #include <flushkit/core/region.hpp>
 #include <flushkit/exec/ordered_executor.hpp>
+#include <flushkit/testing/volatile_cache.hpp>
 
 #include "support/fake_providers.hpp"
 #include "support/violation_capture.hpp"
@@ -15,8 +17,10 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <future>
+#include <memory>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -329,6 +333,78 @@ TEST_CASE("more asynchronous delays than timers wait for a free timer") {
   for (const probe& p : probes) CHECK(p.completions == 1);
   CHECK(rig.inner.calls == 3);
   CHECK(inj.counters().delayed == 0);
+}
+
+TEST_CASE("destroying an injector with delays pending completes each request once with cancelled") {
+  flushkit::test::violation_capture violations;
+  constexpr std::size_t n = 5; // more than max_delayed: some wait for a timer
+  request reqs[n];
+  probe probes[n];
+  auto delay_all = [&](fault_injector<ordered_provider<io_executor>&>& inj) {
+    inj.add_rule(selection::from(1), fault::delay(std::chrono::milliseconds(1)));
+    for (std::size_t i = 0; i < n; ++i) {
+      reqs[i].prepare(req_op::flush, 0, {});
+      probes[i].attach(reqs[i]);
+      CHECK(inj.flush(reqs[i]).is_async());
+    }
+    CHECK(inj.counters().delayed == n);
+  };
+  auto check_cancelled = [&] {
+    for (const probe& p : probes) {
+      CHECK(p.completions == 1);
+      CHECK(p.last == errc::cancelled);
+    }
+  };
+  SUBCASE("the io_context runs the cancelled timers afterwards") {
+    async_rig rig;
+    fault_options o = rig.options();
+    o.max_delayed = 2;
+    {
+      fault_injector<ordered_provider<io_executor>&> inj(rig.inner, o);
+      delay_all(inj);
+    }
+    check_cancelled();
+    rig.run();
+    check_cancelled();
+    CHECK(rig.inner.calls == 0);
+  }
+  SUBCASE("the io_context is destroyed without running them") {
+    auto rig = std::make_unique<async_rig>();
+    fault_options o = rig->options();
+    o.max_delayed = 2;
+    {
+      fault_injector<ordered_provider<io_executor>&> inj(rig->inner, o);
+      delay_all(inj);
+    }
+    check_cancelled();
+    rig.reset();
+    check_cancelled();
+  }
+  CHECK(violations.violations() == 0);
+}
+
+TEST_CASE("the injector forwards its provider's capabilities without faulting them") {
+  using cache_inj = fault_injector<flushkit::testing::volatile_cache&>;
+  static_assert(flushkit::dirty_tracking<cache_inj>);
+  static_assert(flushkit::provider_wrapper<cache_inj>);
+  static_assert(flushkit::detail::check_capability_chain<cache_inj>());
+  static_assert(!flushkit::dirty_tracking<fault_injector<scripted_sync_provider&>>);
+  static_assert(!flushkit::dirty_tracking<fault_injector<scripted_async_provider>>);
+
+  flushkit::testing::volatile_cache_options opts;
+  opts.size = 4096;
+  flushkit::testing::volatile_cache cache(opts);
+  cache_inj inj(cache);
+  const cache_inj& view = inj;
+  CHECK(&view.provider() == &cache);
+  cache.medium()[8] = std::byte{1};
+  inj.note_dirty(cache.medium().data() + 8, 1);
+  CHECK(cache.pending_writes() == 1);
+  CHECK(cache.counters().writes_noted == 1);
+  CHECK_FALSE(inj.flush());
+  CHECK(cache.pending_writes() == 0);
+  CHECK(cache.durable()[8] == std::byte{1});
+  CHECK(inj.counters().calls == 1); // note_dirty is not a flush call
 }
 
 TEST_CASE("a hung synchronous flush waits until another thread releases it") {

@@ -47,7 +47,7 @@ enum class boundary_kind : std::uint8_t {
   flush_issued,    ///< the cache issued a flush (ticket taken)
   flush_completed, ///< the cache finished a flush, before the device answers
   completed,       ///< operation `op` completed (its status was delivered)
-  end,             ///< after the last operation and the device's destruction (its removal flush comes before)
+  end,             ///< after the last operation and the device's destruction (a synchronous provider's removal flush comes before)
 };
 
 /// What the recovered image got wrong.
@@ -120,6 +120,9 @@ struct crash_checker_options {
   std::size_t log_entries = 64;
   /// Log bytes of the simulated cache (see `volatile_cache_options`).
   std::size_t log_bytes = 64 * 1024;
+  /// The simulated cache finds writes itself (`volatile_cache_options::track_stores`),
+  /// for devices under test in which no layer calls `note_dirty`.
+  bool track_stores = false;
   /// Exhaustive runs enumerate every subset of the pending writes (in both
   /// orders) up to this many pending writes; beyond, every prefix.
   std::size_t max_subset_writes = 6;
@@ -245,7 +248,7 @@ private:
   };
 
   static volatile_cache_options cache_options(const crash_checker_options& o) {
-    return {o.medium_size, o.log_entries, o.log_bytes};
+    return {o.medium_size, o.log_entries, o.log_bytes, o.track_stores};
   }
 
   static std::uint8_t pattern(std::size_t op, std::size_t pos) noexcept {

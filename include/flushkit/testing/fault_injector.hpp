@@ -2,6 +2,7 @@
 // on demand.
 #pragma once
 
+#include <flushkit/core/capabilities.hpp>
 #include <flushkit/core/flush_result.hpp>
 #include <flushkit/core/provider.hpp>
 #include <flushkit/core/request.hpp>
@@ -17,6 +18,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -155,7 +157,9 @@ struct fault_counters {
 /// (`fault_injector<P&>`; the provider must outlive the injector). The
 /// injector is a provider of the same kind(s): `status flush()` when the
 /// inner provider has it, `flush_result flush(request&)` when the inner
-/// provider has that.
+/// provider has that. Capabilities: the injector has each capability of
+/// its provider (`dirty_tracking`, `durability()`, `usable()`, see
+/// core/capabilities.hpp), forwarded unchanged and never faulted.
 ///
 /// Rules are checked in the order they were added; the first that selects a
 /// call decides its fault; a call no rule selects goes straight to the inner
@@ -167,14 +171,18 @@ struct fault_counters {
 /// order in which concurrent calls take the injector's lock. The inner
 /// provider is called without that lock, concurrently if `flush` is.
 ///
-/// Allocation: none per call. Rules allocate when added; timers for
-/// asynchronous delays are created in the constructor; parked and waiting
-/// requests are linked through `request::link_`; a delay's timer handler uses
-/// a block embedded in its timer slot.
-template <class Provider> class fault_injector {
+/// Allocation: none per call. Rules allocate when added; parked and waiting
+/// requests are linked through `request::link_`. With `fault_options::executor`
+/// set, the constructor allocates one block holding the delay timers and the
+/// memory their handlers use; it outlives the injector until the last pending
+/// timer handler ran or was destroyed.
+template <class Provider>
+class fault_injector
+    : public forward_capabilities<fault_injector<Provider>, std::remove_reference_t<Provider>> {
   static_assert(flush_provider<std::remove_cvref_t<Provider>>,
                 "flushkit: fault_injector wraps a flush provider (see docs/providers.md)");
   using provider_type = std::remove_reference_t<Provider>;
+  static_assert(flushkit::detail::check_capability_chain<provider_type>());
 
 public:
   /// True when the request-less `status flush()` is available (the inner provider has it).
@@ -182,31 +190,39 @@ public:
   /// True when `flush_result flush(request&)` is available (the inner provider has it).
   static constexpr bool has_async_flush = async_flush_provider<provider_type>;
 
-  /// An injector around `p` (moved in, or bound by reference for `Provider = P&`), without rules. Creates `opt.max_delayed` timers when `opt.executor` is set.
+  /// An injector around `p` (moved in, or bound by reference for `Provider = P&`), without rules.
+  /// Allocates the block of `opt.max_delayed` timers when `opt.executor` is set and that is not 0.
   explicit fault_injector(Provider p, fault_options opt = {})
-      : provider_(std::forward<Provider>(p)), rng_(opt.seed) {
-    if (opt.executor != nullptr)
-      for (std::size_t i = 0; i < opt.max_delayed; ++i) slots_.emplace_back(opt.executor);
-  }
+      : provider_(std::forward<Provider>(p)), rng_(opt.seed),
+        delays_(opt.executor != nullptr && opt.max_delayed != 0 ? new delay_state(*this, opt)
+                                                                : nullptr) {}
   fault_injector(const fault_injector&) = delete;
   fault_injector& operator=(const fault_injector&) = delete;
 
-  /// Precondition: nothing parked and no asynchronous delay running (checked
-  /// in debug builds). Parked requests left over are completed with
-  /// `errc::cancelled`, so none is lost. No thread may still be inside `flush`.
+  /// Effects: completes every request still delayed (timer running or
+  /// waiting for one) with `errc::cancelled`, exactly once, on this thread,
+  /// and cancels the timers; their handlers, whenever the executor runs or
+  /// destroys them, then only release the timer block. Parked calls left
+  /// over are released with `errc::cancelled` too, so none is lost, but
+  /// parking is a test bug: reported in debug builds.
+  /// Blocks only while a delay's timer handler is calling the inner provider
+  /// on another thread (never waiting for the executor to run anything).
+  /// Precondition: no thread is still inside `flush`.
   ~fault_injector() {
     FLUSHKIT_ASSERT(parked() == 0, "fault_injector destroyed with parked flushes");
-    FLUSHKIT_ASSERT(counters().delayed == 0, "fault_injector destroyed with delayed flushes");
     release_all(make_error_code(errc::cancelled));
+    if (delays_ != nullptr) cancel_delays();
   }
 
   /// The wrapped provider.
   provider_type& provider() noexcept { return provider_; }
+  /// The wrapped provider.
+  const provider_type& provider() const noexcept { return provider_; }
 
   /// Adds a rule after the existing ones. Allowed at any time.
   fault_injector& add_rule(selection when, fault what) {
     if constexpr (has_async_flush)
-      FLUSHKIT_ASSERT(what.kind != fault_kind::delay || !slots_.empty(),
+      FLUSHKIT_ASSERT(what.kind != fault_kind::delay || delays_ != nullptr,
                       "an asynchronous delay needs fault_options::executor and max_delayed > 0");
     std::lock_guard lk(mu_);
     rules_.push_back({std::move(when), what});
@@ -332,7 +348,10 @@ public:
     std::lock_guard lk(mu_);
     fault_counters c = counters_;
     c.parked = parked_locked();
-    c.delayed = delayed_;
+    if (delays_ != nullptr) {
+      std::lock_guard dl(delays_->mu);
+      c.delayed = delays_->delayed;
+    }
     return c;
   }
 
@@ -360,10 +379,46 @@ private:
     request* req = nullptr;
     slab_type slab;
   };
-  struct timer_handler {
-    fault_injector* self;
-    delay_slot* slot;
-    void operator()(const boost::system::error_code&) const { self->on_timer(*slot); }
+
+  // Everything a delay's timer handler touches. The injector and each
+  // pending handler hold a reference; the last one frees the block, so a
+  // handler that runs, or is destroyed unrun, after the injector is gone
+  // touches nothing else.
+  struct delay_state {
+    delay_state(fault_injector& self, const fault_options& opt) : owner(&self) {
+      for (std::size_t i = 0; i < opt.max_delayed; ++i) slots.emplace_back(opt.executor);
+    }
+    void release() noexcept {
+      if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    }
+
+    std::atomic<std::size_t> refs{1};
+    std::mutex mu;                // guards the members below (lock order: the injector's mu_ first)
+    fault_injector* owner;        // null once the injector is destroyed
+    std::deque<delay_slot> slots; // fixed after construction
+    request_list waiting;         // delayed requests waiting for a free timer
+    std::size_t delayed = 0;      // requests in a slot or waiting
+    std::size_t forwarding = 0;   // handlers calling the inner provider
+    std::condition_variable idle; // notified when `forwarding` drops
+  };
+
+  // Holds a reference to the block from `arm` until Asio destroys the handler.
+  class timer_handler {
+  public:
+    timer_handler(delay_state& s, delay_slot& slot) noexcept : state_(&s), slot_(&slot) {
+      s.refs.fetch_add(1, std::memory_order_relaxed);
+    }
+    timer_handler(timer_handler&& o) noexcept
+        : state_(std::exchange(o.state_, nullptr)), slot_(o.slot_) {}
+    timer_handler& operator=(timer_handler&&) = delete;
+    ~timer_handler() {
+      if (state_ != nullptr) state_->release();
+    }
+    void operator()(const boost::system::error_code&) const { on_timer(*state_, *slot_); }
+
+  private:
+    delay_state* state_;
+    delay_slot* slot_;
   };
 
   // Numbers the call and returns the fault of the first matching rule.
@@ -422,41 +477,74 @@ private:
   }
 
   flush_result start_delay(request& req, fault& f) {
-    if (slots_.empty()) return provider_.flush(req); // misconfigured; asserted in add_rule
-    std::lock_guard lk(mu_);
-    ++delayed_;
-    for (delay_slot& s : slots_)
+    if (delays_ == nullptr) return provider_.flush(req); // misconfigured; asserted in add_rule
+    delay_state& d = *delays_;
+    std::lock_guard lk(d.mu);
+    ++d.delayed;
+    for (delay_slot& s : d.slots)
       if (s.req == nullptr) {
-        arm(s, req, f.duration);
+        arm(d, s, req, f.duration);
         return flush_result::async(req);
       }
-    req.work.set(nullptr,
-                 &f); // the injector owns req: its work item carries the fault while it waits
-    delay_waiting_.push_back(req);
+    // The injector owns req until it forwards it: its work item carries the
+    // fault while it waits (the inner provider sets the item again if it uses it).
+    req.work.set(nullptr, &f);
+    d.waiting.push_back(req);
     return flush_result::async(req);
   }
 
-  // Called with the lock held.
-  void arm(delay_slot& s, request& req, std::chrono::nanoseconds d) {
+  // Called with the block's lock held.
+  static void arm(delay_state& d, delay_slot& s, request& req, std::chrono::nanoseconds duration) {
     s.req = &req;
-    s.timer.expires_after(d);
-    s.timer.async_wait(boost::asio::bind_allocator(flushkit::detail::slab_allocator<void, slab_type>(s.slab),
-                                                   timer_handler{this, &s}));
+    s.timer.expires_after(duration);
+    s.timer.async_wait(boost::asio::bind_allocator(
+        flushkit::detail::slab_allocator<void, slab_type>(s.slab), timer_handler(d, s)));
   }
 
-  void on_timer(delay_slot& s) {
-    request* due = nullptr;
-    {
-      std::lock_guard lk(mu_);
-      due = std::exchange(s.req, nullptr);
-      --delayed_;
-      if (!delay_waiting_.empty()) {
-        request& next = delay_waiting_.front();
-        delay_waiting_.pop_front();
-        arm(s, next, static_cast<fault*>(next.work.context())->duration);
-      }
+  // A timer expired or was cancelled. Once the injector is gone its slot is
+  // empty (the destructor completed the request) and nothing else is touched.
+  static void on_timer(delay_state& d, delay_slot& s) {
+    std::unique_lock lk(d.mu);
+    request* due = std::exchange(s.req, nullptr);
+    if (d.owner == nullptr || due == nullptr) return;
+    --d.delayed;
+    if (!d.waiting.empty()) {
+      request& next = d.waiting.front();
+      d.waiting.pop_front();
+      arm(d, s, next, static_cast<fault*>(next.work.context())->duration);
     }
-    forward(*due);
+    ++d.forwarding;
+    fault_injector& self = *d.owner;
+    lk.unlock();
+    const delay_state* outer = std::exchange(forwarding_here_, &d);
+    self.forward(*due); // a completion it runs may destroy the injector: touch only `d` after it
+    forwarding_here_ = outer;
+    lk.lock();
+    if (--d.forwarding == 0) d.idle.notify_all();
+  }
+
+  // Destructor: cancels the delays, waits for handlers forwarding on other
+  // threads, completes the delayed requests, drops the injector's reference.
+  void cancel_delays() noexcept {
+    delay_state& d = *delays_;
+    request_list cancelled;
+    {
+      std::unique_lock lk(d.mu);
+      d.owner = nullptr;
+      for (delay_slot& s : d.slots) {
+        s.timer.cancel();
+        if (s.req != nullptr) cancelled.push_back(*std::exchange(s.req, nullptr));
+      }
+      cancelled.splice(cancelled.end(), d.waiting);
+      d.delayed = 0;
+      d.idle.wait(lk, [&] { return d.forwarding == (forwarding_here_ == &d ? 1u : 0u); });
+    }
+    while (!cancelled.empty()) {
+      request& req = cancelled.front();
+      cancelled.pop_front();
+      req.complete(make_error_code(errc::cancelled));
+    }
+    d.release();
   }
 
   // The injector owns `req`: hand it to the inner provider and complete it
@@ -477,13 +565,13 @@ private:
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::mt19937_64 rng_;
-  std::deque<rule> rules_;       // deque: a fault's address stays valid while rules are added
-  std::deque<delay_slot> slots_; // fixed after construction
-  request_list parked_;          // hung requests, oldest first
-  request_list delay_waiting_;   // delayed requests waiting for a free timer
-  waiter_list sync_parked_;      // hung synchronous callers, oldest first
-  std::size_t delayed_ = 0;
+  std::deque<rule> rules_;  // deque: a fault's address stays valid while rules are added
+  request_list parked_;     // hung requests, oldest first
+  waiter_list sync_parked_; // hung synchronous callers, oldest first
   fault_counters counters_;
+  delay_state* delays_; // asynchronous delays; null without fault_options::executor
+  // The block whose handler is calling the inner provider on this thread, if any.
+  static inline thread_local const delay_state* forwarding_here_ = nullptr;
 };
 
 } // namespace flushkit::testing

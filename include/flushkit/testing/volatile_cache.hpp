@@ -1,6 +1,7 @@
 // flushkit/testing/volatile_cache.hpp - a simulated volatile write cache: flush, power cut, recovery.
 #pragma once
 
+#include <flushkit/core/capabilities.hpp>
 #include <flushkit/core/flush_result.hpp>
 #include <flushkit/core/request.hpp>
 #include <flushkit/core/status.hpp>
@@ -27,6 +28,12 @@ struct volatile_cache_options {
   std::size_t size = 0;             ///< bytes of the medium (volatile view and durable image)
   std::size_t log_entries = 256;    ///< pending (unflushed) writes the log can hold
   std::size_t log_bytes = 1 << 20;  ///< pending data bytes the log can hold
+  /// The cache finds writes itself, as a page cache does, instead of being
+  /// told with `note_dirty`: before a flush takes its ticket and before a
+  /// power cut it compares the view with what it recorded last and logs each
+  /// changed run of bytes as a write. For stacks in which no layer tracks
+  /// dirty bytes (a virtio-pmem guest writing into host memory).
+  bool track_stores = false;
 };
 
 /// How a power cut treats the writes that no flush covered yet ("pending").
@@ -146,6 +153,10 @@ struct volatile_cache_counters {
 /// (a cache may always write back early) but offers fewer crash states: a
 /// test that wants full coverage checks both counters are 0.
 ///
+/// Store tracking (`volatile_cache_options::track_stores`): the cache logs
+/// the bytes that changed on the view since it last looked, at each flush
+/// issue and power cut, so unflushed writes are pending as with `note_dirty`.
+///
 /// Thread-safety: every member function may be called concurrently; the hook
 /// runs on the calling thread without the cache's lock held. Copying (copy
 /// constructor, `assign`) must not race with writes to the source.
@@ -158,8 +169,8 @@ public:
 
   /// Allocates the view, the durable image and the log (all zero / empty).
   explicit volatile_cache(const volatile_cache_options& opts)
-      : opts_(opts), view_(opts.size), durable_(opts.size), entries_(opts.log_entries), arena_(opts.log_bytes),
-        order_(opts.log_entries) {}
+      : opts_(opts), view_(opts.size), durable_(opts.size), recorded_(opts.track_stores ? opts.size : 0),
+        entries_(opts.log_entries), arena_(opts.log_bytes), order_(opts.log_entries) {}
   /// A copy of `other`'s state (view, durable image, log, pending failure,
   /// counters), without its hook. Allocates like the constructor.
   volatile_cache(const volatile_cache& other) : volatile_cache(other.opts_) { assign(other); }
@@ -169,12 +180,13 @@ public:
   /// Precondition: both were constructed with the same options.
   void assign(const volatile_cache& other) {
     FLUSHKIT_ASSERT(other.opts_.size == opts_.size && other.opts_.log_entries == opts_.log_entries &&
-                        other.opts_.log_bytes == opts_.log_bytes,
+                        other.opts_.log_bytes == opts_.log_bytes && other.opts_.track_stores == opts_.track_stores,
                     "volatile_cache::assign between caches of different sizes");
     if (&other == this) return;
     std::scoped_lock lk(mu_, other.mu_);
     std::copy(other.view_.begin(), other.view_.end(), view_.begin());
     std::copy(other.durable_.begin(), other.durable_.end(), durable_.begin());
+    std::copy(other.recorded_.begin(), other.recorded_.end(), recorded_.begin());
     std::copy_n(other.entries_.begin(), other.count_, entries_.begin());
     std::copy_n(other.arena_.begin(), other.arena_used_, arena_.begin());
     count_ = other.count_;
@@ -217,11 +229,14 @@ public:
   /// before this call.
   flush_ticket issue_flush() {
     flush_ticket t;
+    bool found = false;
     {
       std::lock_guard lk(mu_);
+      found = track_stores_locked();
       t = next_seq_;
       ++counters_.flushes_issued;
     }
+    if (found) notify(cache_event::write_noted);
     notify(cache_event::flush_issued);
     return t;
   }
@@ -231,7 +246,7 @@ public:
   /// order) and returns success. With one (`fail_next_flush`), returns its
   /// status and, when it said so, drops those writes: they never become
   /// durable, whatever later flushes do (they stay on the view until a crash).
-  status complete_flush(flush_ticket ticket) {
+  [[nodiscard]] status complete_flush(flush_ticket ticket) {
     status st;
     {
       std::lock_guard lk(mu_);
@@ -243,7 +258,7 @@ public:
 
   /// Synchronous flush (the `sync_flush_provider` interface):
   /// `complete_flush(issue_flush())`.
-  status flush() { return complete_flush(issue_flush()); }
+  [[nodiscard]] status flush() { return complete_flush(issue_flush()); }
 
   /// The next flush to complete fails with `st` (must be an error); with
   /// `drop_covered` the writes it covered are dropped (Linux write-back error
@@ -258,6 +273,7 @@ public:
   /// a pending injected failure is forgotten. Allocation: none.
   void crash(const crash_policy& policy) {
     std::lock_guard lk(mu_);
+    track_stores_locked();
     crash_locked(policy);
   }
 
@@ -268,6 +284,7 @@ public:
     std::lock_guard lk(mu_);
     if (count_ != 0) crash_locked(crash_policy::drop_all());
     std::copy(durable_.begin(), durable_.end(), view_.begin());
+    if (opts_.track_stores) std::copy(durable_.begin(), durable_.end(), recorded_.begin());
     ++counters_.recoveries;
     return durable_;
   }
@@ -277,6 +294,7 @@ public:
     std::lock_guard lk(mu_);
     std::fill(view_.begin(), view_.end(), std::byte{0});
     std::fill(durable_.begin(), durable_.end(), std::byte{0});
+    std::fill(recorded_.begin(), recorded_.end(), std::byte{0});
     count_ = arena_used_ = 0;
     next_seq_ = 0;
     fail_ = {};
@@ -329,7 +347,32 @@ private:
     arena_used_ += len;
   }
 
-  status finish_flush_locked(flush_ticket ticket) {
+  // Store tracking: logs every run of bytes that differs from `recorded_`.
+  // Returns whether it found any.
+  bool track_stores_locked() {
+    bool found = false;
+    constexpr std::size_t block = 64; // skip equal blocks with memcmp
+    for (std::size_t pos = 0; pos < recorded_.size();) {
+      const std::size_t n = std::min(block - pos % block, recorded_.size() - pos);
+      if (std::memcmp(view_.data() + pos, recorded_.data() + pos, n) == 0) {
+        pos += n;
+        continue;
+      }
+      if (view_[pos] == recorded_[pos]) {
+        ++pos;
+        continue;
+      }
+      std::size_t end = pos;
+      while (end < recorded_.size() && view_[end] != recorded_[end]) ++end;
+      std::memcpy(recorded_.data() + pos, view_.data() + pos, end - pos);
+      record_locked(pos, end - pos);
+      found = true;
+      pos = end;
+    }
+    return found;
+  }
+
+  [[nodiscard]] status finish_flush_locked(flush_ticket ticket) {
     ++counters_.flushes_completed;
     std::size_t covered = 0;
     while (covered < count_ && entries_[covered].seq < ticket) ++covered;
@@ -418,12 +461,14 @@ private:
     count_ = arena_used_ = 0;
     fail_ = {};
     std::copy(durable_.begin(), durable_.end(), view_.begin());
+    if (opts_.track_stores) std::copy(durable_.begin(), durable_.end(), recorded_.begin());
     ++counters_.crashes;
   }
 
   volatile_cache_options opts_;
   std::vector<std::byte> view_;
   std::vector<std::byte> durable_;
+  std::vector<std::byte> recorded_; // track_stores: the view as last logged
   std::vector<entry> entries_;
   std::vector<std::byte> arena_;
   std::vector<std::size_t> order_;
@@ -445,33 +490,36 @@ private:
 /// Completion: `request::complete(st)` with `volatile_cache::complete_flush`'s
 /// status, run on the executor (a thread running its `io_context`). Durable at
 /// completion with success: every write noted before the call. Allocation:
-/// none (the request's own `work` item is queued). Also `dirty_tracking`
-/// (forwards `note_dirty`) and offers the synchronous request-less `flush()`.
+/// none (the request's own `work` item is queued). A provider wrapper of the
+/// cache: `dirty_tracking` like it (through `forward_capabilities`); also
+/// offers the synchronous request-less `flush()`.
 /// The executor must be run until every flush completed before destruction.
-template <class Executor = boost::asio::io_context::executor_type> class async_volatile_cache {
+template <class Executor = boost::asio::io_context::executor_type>
+class async_volatile_cache : public forward_capabilities<async_volatile_cache<Executor>, volatile_cache> {
 public:
   /// A provider over `cache` (which must outlive it) completing flushes on an ordered executor over `ex`.
   async_volatile_cache(volatile_cache& cache, const Executor& ex) : cache_(&cache), exec_(ex) {}
   async_volatile_cache(const async_volatile_cache&) = delete;
   async_volatile_cache& operator=(const async_volatile_cache&) = delete;
 
-  /// Forwards to `volatile_cache::note_dirty`.
-  void note_dirty(const void* addr, std::size_t len) { cache_->note_dirty(addr, len); }
-
   /// Effects: takes the ticket (`req.epoch` holds it), queues the request's
   /// work item. Returns: `flush_result::async(req)`, or `done(shutting_down)`
   /// if the executor was shut down (nothing covered becomes durable by it).
-  flush_result flush(request& req) {
+  [[nodiscard]] flush_result flush(request& req) {
     req.epoch = cache_->issue_flush();
     req.work.set(&async_volatile_cache::run, this);
     if (status st = exec_.submit(req.work)) return flush_result::done(st);
     return flush_result::async(req);
   }
   /// Request-less synchronous flush: `volatile_cache::flush()`.
-  status flush() { return cache_->flush(); }
+  [[nodiscard]] status flush() { return cache_->flush(); }
 
   /// The wrapped cache.
   volatile_cache& cache() noexcept { return *cache_; }
+  /// The wrapped cache (the provider this one wraps).
+  volatile_cache& provider() noexcept { return *cache_; }
+  /// The wrapped cache (the provider this one wraps).
+  const volatile_cache& provider() const noexcept { return *cache_; }
 
 private:
   static void run(work_item& item, void* context) {
