@@ -26,6 +26,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <utility>
@@ -751,6 +752,31 @@ TEST_CASE("stress: an asynchronous backend completing on its own thread") {
   CHECK(s.flushes_issued == static_cast<std::uint64_t>(p.calls));
   CHECK(s.flushes_issued <= s.requests_completed);
   CHECK(violations.violations() == 0);
+}
+
+} // TEST_SUITE
+
+TEST_SUITE("coalesce/coalescer") {
+
+TEST_CASE("a synchronous backend that throws fails its batch with io_error and the coalescer goes on") {
+  struct throwing_once {
+    int calls = 0;
+    status flush() {
+      if (++calls == 1) throw std::runtime_error("backend failed");
+      return {};
+    }
+  };
+  throwing_once backend;
+  coalescer<throwing_once&> c(backend);
+  tracked first;
+  submit(c, first);
+  CHECK(first.failed_with(errc::io_error));
+  tracked second;
+  submit(c, second);
+  CHECK(second.succeeded());
+  CHECK(c.flush_and_wait() == status{});
+  CHECK(backend.calls == 3);
+  CHECK(c.stats().flushes_failed == 1);
 }
 
 } // TEST_SUITE

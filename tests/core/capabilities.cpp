@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 namespace fk = flushkit;
 
@@ -66,6 +67,14 @@ static_assert(!fk::dirty_tracking<counting_wrapper<plain_provider>> &&
 static_assert(fk::provider_wrapper<counting_wrapper<plain_provider>> && !fk::provider_wrapper<plain_provider>);
 static_assert(fk::detail::check_capability_chain<counting_wrapper<counting_wrapper<full_provider>>>());
 static_assert(fk::provider_wrapper<forgetful> && !fk::dirty_tracking<forgetful>);
+// The chain check follows provider() whether it returns a reference or a pointer.
+struct points_to_inner {
+  full_provider* p;
+  full_provider* provider() { return p; }
+  fk::status flush() { return {}; }
+};
+static_assert(std::is_same_v<fk::detail::wrapped_provider_t<points_to_inner>, full_provider>);
+static_assert(std::is_same_v<fk::detail::wrapped_provider_t<forgetful>, full_provider>);
 // A region is a wrapper too, and a device asks it.
 static_assert(fk::dirty_tracking<fk::region<counting_wrapper<full_provider>>>);
 static_assert(!fk::dirty_tracking<fk::region<plain_provider>> && !fk::dirty_tracking<fk::region<>>);

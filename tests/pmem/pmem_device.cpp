@@ -351,7 +351,9 @@ TEST_CASE_TEMPLATE("scenario 12: no write cache strips PREFLUSH and FUA", K, FK_
   REQUIRE(m.ok());
   fk::test::sequenced_sync_provider p;
   p.script.then(code(errc::io_error)); // would fail if it were called
-  sync_device dev(m.bytes(), {.write_cache = false}, p);
+  // Over a file, stripping flushes acknowledges without syncing: only the
+  // explicit opt-out allows it (the refusal itself is tested below).
+  sync_device dev(m.bytes(), {.write_cache = false, .unsafe_acknowledge_volatile = true}, p);
   const auto before = m.medium_now();
   CHECK(run(dev, req_op::flush, 0, {}, pf) == fk::status{});
   CHECK(run(dev, req_op::write, 0, {}, pf | fua) == fk::status{});
@@ -595,9 +597,22 @@ TEST_CASE("a page-cache file without a write cache is refused: FUA would never s
   fk::test::sequenced_sync_provider q;
   sync_device quiet(m.backing(), {.write_cache = false}, q);
   CHECK(quiet.error() == errc::invalid_request);
-  // And over a plain span, the provider's scope decides.
-  pm::pmem_device<fk::region<pm::file_sync_provider&>> span_dev(m.bytes(), {.write_cache = false}, p);
+  // And over a plain span, the device asks the kernel what the mapping is.
+  sync_device span_dev(m.bytes(), {.write_cache = false}, q);
   CHECK(span_dev.error() == errc::invalid_request);
+}
+
+TEST_CASE_TEMPLATE("a device over a plain span learns the medium's persistence from the mapping", K, FK_BACKINGS) {
+  test_medium<K::value> m(medium_size);
+  REQUIRE(m.ok());
+  CHECK(pm::persistence_of(m.bytes()) == m.backing().persistence_mode());
+  pm::pmem_device<fk::region<pm::cacheline_provider<>>> dev(m.bytes(), {}, std::in_place);
+  CHECK(dev.options().medium == m.backing().persistence_mode());
+  const bool refused = m.backing().persistence_mode() == pm::persistence::page_cache;
+  CHECK(static_cast<bool>(dev.error()) == (refused || static_cast<bool>(dev.region().provider().usable())));
+  std::vector<std::byte> heap(64);
+  CHECK(pm::persistence_of(std::span<const std::byte>(heap)) == pm::persistence::none);
+  CHECK_FALSE(pm::persistence_of({}).has_value());
 }
 
 TEST_CASE("cache-line write-back over a page-cache file is refused") {

@@ -317,7 +317,7 @@ private:
       lock.unlock();
       backend_req_.prepare(req_op::flush, 0, {}, req_flags::preflush);
       backend_req_.on_complete(&coalescer::on_backend_done, this);
-      const flush_result r = provider_.flush(backend_req_);
+      const flush_result r = guarded([this] { return provider_.flush(backend_req_); }, flush_result::done(io_error()));
       lock.lock();
       issuing_ = false;
       if (!r.is_async()) return r.sync_status();
@@ -325,9 +325,21 @@ private:
       return early;
     } else {
       lock.unlock();
-      const status st = provider_.flush();
+      const status st = guarded([this] { return provider_.flush(); }, io_error());
       lock.lock();
       return st;
+    }
+  }
+
+  static status io_error() noexcept { return make_error_code(errc::io_error); }
+
+  /// The backend's answer, or `failed` when it throws: an exception is a
+  /// failed flush for the requests it covered, never a coalescer left busy.
+  template <class Call, class Result> static Result guarded(Call call, Result failed) noexcept {
+    try {
+      return call();
+    } catch (...) {
+      return failed;
     }
   }
 

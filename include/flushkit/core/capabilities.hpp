@@ -68,7 +68,10 @@ concept provider_wrapper = requires(W& w) { w.provider(); };
 
 namespace detail {
 
-template <class W> using wrapped_provider_t = std::remove_cvref_t<decltype(std::declval<W&>().provider())>;
+/// The provider `W::provider()` leads to (a reference or a pointer to it).
+template <class W>
+using wrapped_provider_t =
+    std::remove_cvref_t<std::remove_pointer_t<std::remove_cvref_t<decltype(std::declval<W&>().provider())>>>;
 
 /// True when `W` has every capability `Inner` has.
 template <class W, class Inner> constexpr bool keeps_capabilities() {

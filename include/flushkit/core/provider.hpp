@@ -1,6 +1,7 @@
 // flushkit/core/provider.hpp - what a flush provider is (nd_region->flush).
 #pragma once
 
+#include <flushkit/core/capabilities.hpp>
 #include <flushkit/core/flush_result.hpp>
 #include <flushkit/core/request.hpp>
 #include <flushkit/core/status.hpp>
@@ -33,8 +34,13 @@ template <class P>
 concept flush_provider = sync_flush_provider<P> || async_flush_provider<P>;
 
 /// The provider of a region that has no flush callback: its flush is a store
-/// fence and always succeeds (the kernel's generic_nvdimm_flush).
-struct no_provider {};
+/// fence and always succeeds (the kernel's generic_nvdimm_flush). A fence
+/// writes nothing back, so it declares `durability_scope::none`: a device
+/// over a file or MAP_SYNC medium refuses it.
+struct no_provider {
+  /// Capability: nothing becomes durable.
+  durability_scope durability() const noexcept { return durability_scope::none; }
+};
 
 namespace detail {
 

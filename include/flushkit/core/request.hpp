@@ -171,7 +171,10 @@ public:
   }
 
   /// Deepest nesting of `intercept_completion`.
-  static constexpr std::size_t max_interceptions = 4;
+  /// A device over a region takes up to three levels (its bookkeeping, a
+  /// PREFLUSH step, the region's error policy); two intercepting wrappers
+  /// (fault injectors) fit below them.
+  static constexpr std::size_t max_interceptions = 5;
 
   /// Low-level waiter installation used by `async_wait`; see completion_slot::arm.
   bool arm_waiter(detail::completion_slot::waiter_fn fn, void* context) noexcept {
@@ -203,6 +206,7 @@ private:
 
   req_op op_ = req_op::write;
   req_flags flags_ = req_flags::none;
+  std::uint8_t intercept_depth_ = 0; // beside op_ and flags_: no padding
   std::uint64_t offset_ = 0;
   std::span<const segment> segments_{};
   detail::completion_slot slot_{};
@@ -213,7 +217,6 @@ private:
     void* context;
   };
   interception intercepts_[max_interceptions]{};
-  std::size_t intercept_depth_ = 0;
 };
 
 } // namespace flushkit

@@ -2,12 +2,14 @@
 #pragma once
 
 #include <flushkit/core/status.hpp>
+#include <flushkit/pmem/detail/mapping_probe.hpp>
 #include <flushkit/pmem/result.hpp>
 
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <span>
 #include <utility>
 
@@ -31,6 +33,19 @@ enum class persistence : std::uint8_t {
   page_cache, ///< stores land in the page cache; msync(MS_SYNC) or fdatasync makes them durable
   map_sync,   ///< MAP_SYNC on a DAX file system: stores are durable once flushed out of the CPU cache
 };
+
+/// How stores to the memory at `bytes` become durable, as the kernel's
+/// description of its mapping says (/proc/self/smaps): `none` for anonymous
+/// memory, a memfd or a private file mapping; `page_cache` for a shared file
+/// mapping; `map_sync` for a MAP_SYNC one. Empty when it cannot be told.
+/// Reads a file: call it at set-up, not per request.
+inline std::optional<persistence> persistence_of(std::span<const std::byte> bytes) noexcept {
+  if (bytes.empty()) return std::nullopt;
+  const std::optional<detail::mapping_facts> m = detail::probe_mapping(bytes.data());
+  if (!m) return std::nullopt;
+  if (!m->file || m->memfd || !m->shared) return persistence::none;
+  return m->map_sync ? persistence::map_sync : persistence::page_cache;
+}
 
 /// Options of `backing::file`.
 struct file_options {

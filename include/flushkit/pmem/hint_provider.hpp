@@ -1,6 +1,7 @@
 // flushkit/pmem/hint_provider.hpp - a model of the generic flush-hint (WPQ) flush.
 #pragma once
 
+#include <flushkit/core/capabilities.hpp>
 #include <flushkit/core/status.hpp>
 #include <flushkit/detail/assert.hpp>
 #include <flushkit/pmem/detail/cpu_flush.hpp>
@@ -50,6 +51,9 @@ public:
     return {};
   }
 
+  /// Capability: in this model nothing is written back
+  /// (`durability_scope::none`), so a device over a file refuses it.
+  durability_scope durability() const noexcept { return durability_scope::none; }
   /// Distinct hint addresses written per flush.
   std::size_t unique_hints() const noexcept { return unique_; }
   /// Hint writes over all flushes.

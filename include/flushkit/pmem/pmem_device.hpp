@@ -43,7 +43,8 @@ struct device_options {
   /// Capacity (ranges) of the device's badblocks set.
   std::size_t badblocks_capacity = 64;
   /// How stores to the medium become durable. Set from the `backing` by the
-  /// constructor that takes one; empty (not known) for a plain byte span.
+  /// constructor that takes one; when empty, the device looks it up from the
+  /// kernel's description of the mapping (`persistence_of`).
   std::optional<persistence> medium{};
   /// Accept a configuration that acknowledges writes without making them
   /// durable (see `check_durable`). For volatile scratch devices only.
@@ -135,13 +136,14 @@ public:
   /// A device over `medium`, constructing its region from `region_args`
   /// (a provider, a provider reference, or `std::in_place` + arguments).
   /// Effects: `check_durable(opts.medium, ...)` over the region's
-  /// capabilities; a refused device keeps the reason in `error()`.
+  /// capabilities, with `opts.medium` looked up by `persistence_of(medium)`
+  /// when empty; a refused device keeps the reason in `error()`.
   /// Allocates the badblocks set; nothing else, now or later.
   template <class... RegionArgs>
   pmem_device(std::span<std::byte> medium, const device_options& opts, RegionArgs&&... region_args)
-      : medium_(medium), opts_(opts), region_(std::forward<RegionArgs>(region_args)...),
-        badblocks_(opts.badblocks_capacity),
-        refusal_(check_durable(opts.medium, durability_of(region_), usability_of(region_), opts)) {}
+      : medium_(medium), opts_(with_medium(opts, opts.medium ? opts.medium : persistence_of(medium))),
+        region_(std::forward<RegionArgs>(region_args)...), badblocks_(opts.badblocks_capacity),
+        refusal_(check_durable(opts_.medium, durability_of(region_), usability_of(region_), opts_)) {}
   /// A device over the bytes of `medium` (which must outlive it), with
   /// `opts.medium` set to the backing's persistence.
   template <class... RegionArgs>
@@ -266,7 +268,7 @@ private:
     }
   };
 
-  static device_options with_medium(device_options opts, persistence p) noexcept {
+  static device_options with_medium(device_options opts, std::optional<persistence> p) noexcept {
     opts.medium = p;
     return opts;
   }

@@ -5,6 +5,7 @@
 // flushkit::virtio, which breaks once flushkit::virtio::detail is declared.
 #include <flushkit/virtio/notifier.hpp>
 
+#include <flushkit/core/capabilities.hpp>
 #include <flushkit/core/flush_result.hpp>
 #include <flushkit/core/request.hpp>
 #include <flushkit/core/status.hpp>
@@ -177,6 +178,11 @@ public:
     go_live_locked();
     return {};
   }
+
+  /// Capability: a successful flush makes the whole pmem range durable (the
+  /// host's fdatasync / msync of its backing): `durability_scope::page_cache`,
+  /// so a device over the guest refuses `write_cache = false`.
+  durability_scope durability() const noexcept { return durability_scope::page_cache; }
 
   /// The pmem range read by `probe()`.
   pmem_config range() const noexcept { return range_; }

@@ -1,6 +1,7 @@
 // flushkit/virtio/pmem_host.hpp - virtio-pmem host device (QEMU's role): validates requests, flushes off the device loop.
 #pragma once
 
+#include <flushkit/core/capabilities.hpp>
 #include <flushkit/core/provider.hpp>
 #include <flushkit/core/status.hpp>
 #include <flushkit/detail/handler_slab.hpp>
@@ -29,9 +30,23 @@ namespace flushkit::virtio {
 /// called concurrently from the blocking pool's threads (e.g.
 /// `pmem::file_sync_provider` over a `pmem::backing`: fdatasync of the file or
 /// msync of the mapping). Success means every store made to the pmem range
-/// before the call is durable.
+/// before the call is durable. The guest's stores reach the range without
+/// the host seeing them, so a target must make the whole range durable: one
+/// that is `dirty_tracking` (a cache-line provider, which writes back only
+/// what it was told about) would acknowledge flushes that wrote nothing back,
+/// and is refused at compile time.
 template <class T>
 concept flush_target = sync_flush_provider<T>;
+
+namespace detail {
+template <class T> constexpr bool check_flush_target() {
+  static_assert(!dirty_tracking<T>,
+                "flushkit: a pmem_host flush target must make the whole pmem range durable; a "
+                "dirty_tracking provider (cacheline_provider) is never told what the guest wrote, so it "
+                "would acknowledge flushes that write nothing back. Use pmem::file_sync_provider.");
+  return true;
+}
+} // namespace detail
 
 /// Construction options of `pmem_host`.
 struct pmem_host_options {
@@ -103,6 +118,7 @@ public:
             const pmem_host_options& opts = {})
       : dev_ex_(dev_ex), pool_ex_(pool_ex), ctl_(ctl), mem_(mem), target_(target), irq_(irq), range_(range),
         opts_(opts), queue_(opts.queue_size_max), slots_(opts.queue_size_max), one_pop_(opts.one_pop_per_notify) {
+    static_assert(detail::check_flush_target<Target>());
     publish_device_registers();
   }
 
