@@ -50,7 +50,7 @@ using model_device = fk::pmem::pmem_device<fk::region<ft::cacheline_model_provid
 // The crash checker's device: a pmem_device over the real provider over the checker's cache.
 template <std::size_t N> struct model_under_test {
   model_device<N> operator()(ft::volatile_cache& c) const {
-    return model_device<N>(c.medium(), {}, std::in_place, c);
+    return model_device<N>(c.medium(), ft::cache_device_options(), std::in_place, c);
   }
 };
 
@@ -62,7 +62,7 @@ struct hiding_wrapper {
 };
 struct hiding_pmem {
   explicit hiding_pmem(ft::volatile_cache& c)
-      : provider(c), dev(c.medium(), {}, hiding_wrapper{&provider}) {}
+      : provider(c), dev(c.medium(), ft::cache_device_options(), hiding_wrapper{&provider}) {}
   void submit(fk::request& r) { dev.submit(r); }
   ft::cacheline_model_provider<> provider;
   fk::pmem::pmem_device<fk::region<hiding_wrapper>> dev;

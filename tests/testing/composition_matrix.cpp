@@ -76,7 +76,7 @@ template <class Bottom, bool Fault, bool Coalesce> class stack {
 
 public:
   explicit stack(ft::volatile_cache& c)
-      : bottom_(c, io_), fault_(bottom_.provider), coalescer_(faulted()), dev_(c.medium(), {}, top()) {
+      : bottom_(c, io_), fault_(bottom_.provider), coalescer_(faulted()), dev_(c.medium(), ft::cache_device_options(), top()) {
     static_assert(flushkit::dirty_tracking<bottom_t> == flushkit::dirty_tracking<top_t>);
     REQUIRE_FALSE(dev_.error());
   }
@@ -151,7 +151,7 @@ static_assert(!flushkit::dirty_tracking<opaque_wrapper>);
 
 struct opaque_under_test {
   flushkit::pmem::pmem_device<flushkit::region<opaque_wrapper>> operator()(ft::volatile_cache& c) const {
-    return flushkit::pmem::pmem_device<flushkit::region<opaque_wrapper>>(c.medium(), {}, opaque_wrapper{&c});
+    return flushkit::pmem::pmem_device<flushkit::region<opaque_wrapper>>(c.medium(), ft::cache_device_options(), opaque_wrapper{&c});
   }
 };
 

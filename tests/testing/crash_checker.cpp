@@ -31,7 +31,7 @@ struct lying_cache {
 };
 struct lying_under_test {
   flushkit::pmem::pmem_device<flushkit::region<lying_cache>> operator()(ft::volatile_cache& c) const {
-    return flushkit::pmem::pmem_device<flushkit::region<lying_cache>>(c.medium(), {}, lying_cache{&c});
+    return flushkit::pmem::pmem_device<flushkit::region<lying_cache>>(c.medium(), ft::cache_device_options(), lying_cache{&c});
   }
 };
 
@@ -49,14 +49,14 @@ struct lagging_cache {
 };
 struct lagging_under_test {
   flushkit::pmem::pmem_device<flushkit::region<lagging_cache>> operator()(ft::volatile_cache& c) const {
-    return flushkit::pmem::pmem_device<flushkit::region<lagging_cache>>(c.medium(), {}, lagging_cache{&c, 0});
+    return flushkit::pmem::pmem_device<flushkit::region<lagging_cache>>(c.medium(), ft::cache_device_options(), lagging_cache{&c, 0});
   }
 };
 
 // An asynchronous device under test: pmem_device over async_volatile_cache,
 // driven on the checker's thread by poll_one.
 struct async_pmem {
-  explicit async_pmem(ft::volatile_cache& c) : provider(c, io.get_executor()), dev(c.medium(), {}, provider) {}
+  explicit async_pmem(ft::volatile_cache& c) : provider(c, io.get_executor()), dev(c.medium(), ft::cache_device_options(), provider) {}
   void submit(flushkit::request& r) { dev.submit(r); }
   std::size_t poll_one() {
     if (io.stopped()) io.restart();

@@ -143,12 +143,21 @@ struct crash_checker_options {
 template <class D>
 concept crash_device = requires(D& d, request& r) { d.submit(r); };
 
+/// Device options for a device over a `volatile_cache`'s view: the view is
+/// ordinary heap memory (persistence `none`), said up front so building a
+/// device per run does not ask the kernel about the mapping each time.
+inline pmem::device_options cache_device_options() noexcept {
+  pmem::device_options o;
+  o.medium = pmem::persistence::none;
+  return o;
+}
+
 /// The default device under test: a `pmem::pmem_device` whose region's
 /// provider is the checker's `volatile_cache` (synchronous flushes).
 struct pmem_under_test {
   /// Returns a device over `cache.medium()` whose region's provider is `cache`.
   pmem::pmem_device<region<volatile_cache&>> operator()(volatile_cache& cache) const {
-    return pmem::pmem_device<region<volatile_cache&>>(cache.medium(), pmem::device_options{}, cache);
+    return pmem::pmem_device<region<volatile_cache&>>(cache.medium(), cache_device_options(), cache);
   }
 };
 
