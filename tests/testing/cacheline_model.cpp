@@ -5,6 +5,7 @@
 #include <flushkit/testing/crash_checker.hpp>
 #include <flushkit/testing/volatile_cache.hpp>
 
+#include "support/build_kind.hpp"
 #include "support/crash_workloads.hpp"
 
 #include <doctest/doctest.h>
@@ -136,11 +137,11 @@ TEST_CASE_TEMPLATE("the crash checker finds no violation over the real range tra
                    std::integral_constant<std::size_t, 1>,
                    std::integral_constant<std::size_t, 16>) {
   ft::crash_checker<model_under_test<Ranges::value>> checker;
-  const ft::crash_report r = fk::test::run_small(checker, 1).report;
+  const ft::crash_report r = fk::test::run_small(checker, fk::test::exhaustive_stride4).report;
   fk::test::print_examples(r);
   CHECK(r.crash_states > r.crash_points);
   CHECK(r.violations == 0);
-  const ft::crash_report random = checker.run_random(1, 500);
+  const ft::crash_report random = checker.run_random(1, fk::test::heavy_random_trials);
   fk::test::print_examples(random);
   CHECK(random.violations == 0);
 }
