@@ -71,9 +71,10 @@ TEST_CASE("callback path: 0 allocations over 100000 asynchronous flushes") {
   flushkit::region<provider&> region(p);
   callback_loop loop{&region, {}, 0, 0};
   const std::size_t allocs = flushkit::test::chain_allocations(io, loop, warmup, measured);
+  MESSAGE("allocations per write: ", static_cast<double>(allocs) / measured, " (allocs = ", allocs, " over ", measured, ")");
   CHECK(allocs == 0);
   CHECK(loop.failures == 0);
-  CHECK(p.calls == warmup + measured);
+  CHECK(p.calls == 2 * warmup + measured);
   CHECK(ex.slab_fallbacks() == 0);
 }
 
@@ -93,6 +94,7 @@ TEST_CASE("coroutine path: 0 allocations over 100000 awaited asynchronous flushe
                  flushkit::test::coroutine_allocations(&coroutine_loop<provider>, &region, measured, &failures, &allocs),
                  asio::detached);
   io.run();
+  MESSAGE("allocations per write: ", static_cast<double>(allocs) / measured, " (allocs = ", allocs, " over ", measured, ")");
   CHECK(allocs == 0);
   CHECK(failures == 0);
   CHECK(p.calls == warmup + measured + 1);
@@ -116,6 +118,7 @@ TEST_CASE("cross-thread path: 0 allocations when a pool thread completes what a 
   io.run();
   ex.drain();
   pool.join();
+  MESSAGE("allocations per write: ", static_cast<double>(allocs) / measured, " (allocs = ", allocs, " over ", measured, ")");
   CHECK(allocs == 0);
   CHECK(failures == 0);
   CHECK(p.calls == warmup + measured + 1);

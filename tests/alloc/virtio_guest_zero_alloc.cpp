@@ -57,10 +57,11 @@ TEST_CASE("virtio-pmem guest: 0 allocations over 100000 FUA writes through pmem_
     device dev(b->bytes(), {}, guest);
     fua_loop loop(dev);
     const std::size_t allocs = flushkit::test::chain_allocations(io, loop, warmup, measured);
+    MESSAGE("allocations per write: ", static_cast<double>(allocs) / measured, " (allocs = ", allocs, " over ", measured, ")");
     CHECK(allocs == 0);
     CHECK(loop.failures == 0);
-    CHECK(host.chains() == warmup + measured);
-    CHECK(guest.stats().submitted == warmup + measured);
+    CHECK(host.chains() == 2 * warmup + measured);
+    CHECK(guest.stats().submitted == 2 * warmup + measured);
     CHECK(guest.slab_fallbacks() == 0);
     CHECK(b->data()[(loop.n % 64) * block] == static_cast<std::byte>(loop.n));
     guest.mark_broken("test teardown"); // the device's final request-less flush then fails fast
