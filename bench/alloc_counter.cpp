@@ -1,9 +1,9 @@
-// bench/alloc_counter.cpp - replaces the global operator new with a counting one.
+// bench/alloc_counter.cpp - counts every heap allocation of the bench process.
 //
-// The replacement is the one the allocation tests use
-// (tests/support/counting_new.hpp). The harness reads the counter at the
-// start and the end of the measured window, so allocs_per_op covers that
-// window only.
+// The counter is the one the allocation tests use
+// (tests/support/counting_new.hpp: operator new and the C allocation family).
+// The harness reads the counter at the start and the end of the measured
+// window, so allocs_per_op covers that window only.
 #include "alloc_counter.hpp"
 
 #ifndef FLUSHKIT_BENCH_COUNT_ALLOCS

@@ -5,11 +5,11 @@
 
 namespace flushkit::bench {
 
-/// True when this build replaced the global operator new with a counting one
-/// (off under sanitizers, whose runtimes own operator new).
+/// True when this build counts allocations (operator new and the C family)
+/// (off under sanitizers, whose runtimes own the allocator).
 bool alloc_counting_enabled() noexcept;
 
-/// Number of global operator new calls so far (0 when counting is off).
+/// Number of heap allocations so far (0 when counting is off).
 std::uint64_t allocations() noexcept;
 
 } // namespace flushkit::bench
