@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <future>
+#include <memory>
 #include <thread>
 #include <tuple>
 
@@ -146,6 +147,41 @@ TEST_CASE("completion from another thread racing the wait delivers exactly once"
   guard.reset();
   runner.join();
   CHECK(delivered.load() == rounds);
+}
+
+TEST_CASE("a wait whose executor is destroyed before delivery frees its handler without invoking it") {
+  auto alive = std::make_shared<int>(0);
+  int calls = 0;
+  {
+    asio::io_context io;
+    request req(req_op::flush, 0, {});
+    req.complete({});
+    flushkit::async_wait(req, io.get_executor(), [&calls, keep = alive](status) { ++calls; });
+    CHECK(alive.use_count() == 2); // the handler is in the operation, the delivery queued
+  } // io destroyed with the delivery queued: never run
+  CHECK(calls == 0);
+  CHECK(alive.use_count() == 1); // handler destroyed, operation freed (ASan: no leak)
+}
+
+TEST_CASE("a coroutine awaiting a request completed on a pool thread resumes on its io_context thread") {
+  asio::io_context io;
+  asio::thread_pool pool(1);
+  request req(req_op::flush, 0, {});
+  status seen = errc::cancelled;
+  std::thread::id resumed_on;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        seen = co_await flushkit::async_wait(req, asio::use_awaitable);
+        resumed_on = std::this_thread::get_id();
+      },
+      asio::detached);
+  io.poll();
+  asio::post(pool, [&req] { req.complete(errc::io_error); });
+  io.run();
+  pool.join();
+  CHECK(seen == errc::io_error);
+  CHECK(resumed_on == std::this_thread::get_id());
 }
 
 } // TEST_SUITE

@@ -39,7 +39,7 @@ public:
   }
 
 private:
-  wait_op(Handler&& h, const IoExecutor& io_ex) : base(std::move(h), io_ex) {}
+  wait_op(Handler&& h, const IoExecutor& fallback_ex) : base(std::move(h), fallback_ex) {}
 };
 
 template <class IoExecutor> struct initiate_wait {

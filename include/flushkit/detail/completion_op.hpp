@@ -35,6 +35,11 @@ template <class Executor>
 using tracked_t = std::decay_t<decltype(boost::asio::prefer(std::declval<Executor>(),
                                                              boost::asio::execution::outstanding_work.tracked))>;
 
+/// The concrete targets `run_on` looks for inside a type-erased executor
+/// (each also with outstanding work tracked).
+using unwrapped_io_executor = boost::asio::io_context::executor_type;
+using unwrapped_pool_executor = boost::asio::thread_pool::executor_type;
+
 /// Runs `f` on `ex`: `post` when `must_post`, else `dispatch` (inline when the
 /// calling thread already runs `ex`). `f`'s memory comes from its associated
 /// allocator, which `post`/`dispatch` hand to a concrete executor.
@@ -48,13 +53,11 @@ using tracked_t = std::decay_t<decltype(boost::asio::prefer(std::declval<Executo
 /// Any other target goes through the wrapper and may allocate there.
 template <class Executor, class Function> void run_on(const Executor& ex, Function&& f, bool must_post) {
   if constexpr (type_erased_executor<Executor>) {
-    using io_ex = boost::asio::io_context::executor_type;
-    using pool_ex = boost::asio::thread_pool::executor_type;
-    if (const auto* t = ex.template target<tracked_t<io_ex>>()) return run_on(*t, std::forward<Function>(f), must_post);
-    if (const auto* t = ex.template target<io_ex>()) return run_on(*t, std::forward<Function>(f), must_post);
-    if (const auto* t = ex.template target<tracked_t<pool_ex>>())
+    if (const auto* t = ex.template target<tracked_t<unwrapped_io_executor>>()) return run_on(*t, std::forward<Function>(f), must_post);
+    if (const auto* t = ex.template target<unwrapped_io_executor>()) return run_on(*t, std::forward<Function>(f), must_post);
+    if (const auto* t = ex.template target<tracked_t<unwrapped_pool_executor>>())
       return run_on(*t, std::forward<Function>(f), must_post);
-    if (const auto* t = ex.template target<pool_ex>()) return run_on(*t, std::forward<Function>(f), must_post);
+    if (const auto* t = ex.template target<unwrapped_pool_executor>()) return run_on(*t, std::forward<Function>(f), must_post);
   }
   if (must_post)
     boost::asio::post(ex, std::forward<Function>(f));
@@ -87,12 +90,12 @@ public:
   completion_op& operator=(const completion_op&) = delete;
 
   /// Allocates `Op` with the handler's allocator and constructs it from
-  /// `(std::move(h), io_ex, args...)`.
-  template <class... Args> static Op* create(Handler&& h, const IoExecutor& io_ex, Args&&... args) {
+  /// `(std::move(h), fallback_ex, args...)`.
+  template <class... Args> static Op* create(Handler&& h, const IoExecutor& fallback_ex, Args&&... args) {
     allocator_type alloc(boost::asio::get_associated_allocator(h, boost::asio::recycling_allocator<void>()));
     Op* op = std::allocator_traits<allocator_type>::allocate(alloc, 1);
     try {
-      return ::new (static_cast<void*>(op)) Op(std::move(h), io_ex, std::forward<Args>(args)...);
+      return ::new (static_cast<void*>(op)) Op(std::move(h), fallback_ex, std::forward<Args>(args)...);
     } catch (...) {
       std::allocator_traits<allocator_type>::deallocate(alloc, op, 1);
       throw;
@@ -111,27 +114,49 @@ public:
   }
 
 protected:
-  completion_op(Handler&& h, const IoExecutor& io_ex)
+  completion_op(Handler&& h, const IoExecutor& fallback_ex)
       : handler_(std::move(h)),
-        work_(boost::asio::prefer(boost::asio::get_associated_executor(handler_, io_ex),
+        work_(boost::asio::prefer(boost::asio::get_associated_executor(handler_, fallback_ex),
                                   boost::asio::execution::outstanding_work.tracked)) {}
   ~completion_op() = default;
 
   Handler handler_;
 
 private:
-  // Runs on the handler's executor.
-  struct hop {
-    Op* op;
-    Result result;
-    void operator()() {
-      Handler h(std::move(op->handler_));
-      allocator_type alloc(boost::asio::get_associated_allocator(h, boost::asio::recycling_allocator<void>()));
-      op->~Op();
-      std::allocator_traits<allocator_type>::deallocate(alloc, op, 1);
-      std::move(h)(std::move(result));
+  // Runs on the handler's executor. Owns the op until it runs: an executor
+  // that is destroyed with the hop still queued destroys the hop unrun, and
+  // the op (with its handler) is freed then, without invoking the handler.
+  class hop {
+  public:
+    hop(Op* op, Result result) noexcept : op_(op), result_(std::move(result)) {}
+    hop(hop&& other) noexcept : op_(std::exchange(other.op_, nullptr)), result_(std::move(other.result_)) {}
+    hop(const hop&) = delete;
+    hop& operator=(const hop&) = delete;
+    hop& operator=(hop&&) = delete;
+    ~hop() {
+      if (op_ != nullptr) {
+        Handler h(std::move(op_->handler_));
+        free_op(std::exchange(op_, nullptr), h);
+      }
     }
+
+    void operator()() {
+      Handler h(std::move(op_->handler_));
+      free_op(std::exchange(op_, nullptr), h);
+      std::move(h)(std::move(result_));
+    }
+
+  private:
+    Op* op_;
+    Result result_;
   };
+
+  // `h` is the handler moved out of `op`: its allocator frees the op.
+  static void free_op(Op* op, const Handler& h) noexcept {
+    allocator_type alloc(boost::asio::get_associated_allocator(h, boost::asio::recycling_allocator<void>()));
+    op->~Op();
+    std::allocator_traits<allocator_type>::deallocate(alloc, op, 1);
+  }
 
   work_executor work_;
   hop_slab slab_;

@@ -71,7 +71,7 @@ public:
   }
 
 private:
-  io_op(Handler&& h, const boost::asio::system_executor& io_ex) : base(std::move(h), io_ex) {}
+  io_op(Handler&& h, const boost::asio::system_executor& fallback_ex) : base(std::move(h), fallback_ex) {}
 
   static void on_complete(void* context, const status& st) {
     static_cast<io_op*>(context)->deliver(st, /*must_post=*/false);
