@@ -8,6 +8,7 @@
 #include <flushkit/core/region.hpp>
 #include <flushkit/exec/ordered_executor.hpp>
 
+#include "support/alloc_measure.hpp"
 #include "support/executor_provider.hpp"
 #include "support/fake_providers.hpp"
 
@@ -74,7 +75,7 @@ TEST_CASE("asynchronous backend: 0 allocations over 100000 coalesced requests") 
     io.run();
   });
   const flushkit::coalescer_stats s = c.stats();
-  MESSAGE("allocations per write: ", static_cast<double>(allocs) / measured, " (allocs = ", allocs, " over ", measured, ")");
+  flushkit::test::report_allocations(allocs, measured);
   CHECK(allocs == 0);
   CHECK(l.failures == 0);
   CHECK(s.requests_completed - before == measured);
@@ -88,7 +89,7 @@ TEST_CASE("synchronous backend: 0 allocations over 100000 coalesced requests") {
   request_loops<decltype(c)> l{&c};
   l.start(warmup);
   const std::size_t allocs = flushkit::test::allocations_during([&] { l.start(measured); });
-  MESSAGE("allocations per write: ", static_cast<double>(allocs) / measured, " (allocs = ", allocs, " over ", measured, ")");
+  flushkit::test::report_allocations(allocs, measured);
   CHECK(allocs == 0);
   CHECK(l.failures == 0);
   CHECK(c.stats().requests_completed == warmup + measured);

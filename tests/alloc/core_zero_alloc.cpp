@@ -74,7 +74,7 @@ TEST_CASE("callback path: 0 allocations over 100000 asynchronous flushes") {
   flushkit::region<provider&> region(p);
   callback_loop loop{&region, {}, 0, 0};
   const std::size_t allocs = flushkit::test::chain_allocations(io, loop, warmup, measured);
-  MESSAGE("allocations per write: ", static_cast<double>(allocs) / measured, " (allocs = ", allocs, " over ", measured, ")");
+  flushkit::test::report_allocations(allocs, measured);
   CHECK(allocs == 0);
   CHECK(loop.failures == 0);
   CHECK(p.calls == 2 * warmup + measured);
@@ -97,7 +97,7 @@ TEST_CASE("coroutine path: 0 allocations over 100000 awaited asynchronous flushe
                  flushkit::test::coroutine_allocations(&coroutine_loop<provider>, &region, measured, &failures, &allocs),
                  asio::detached);
   io.run();
-  MESSAGE("allocations per write: ", static_cast<double>(allocs) / measured, " (allocs = ", allocs, " over ", measured, ")");
+  flushkit::test::report_allocations(allocs, measured);
   CHECK(allocs == 0);
   CHECK(failures == 0);
   CHECK(p.calls == warmup + measured + 1);
@@ -128,7 +128,7 @@ TEST_CASE("cross-thread path: 0 allocations when a pool thread completes what a 
   io.run();
   ex.drain();
   pool.join();
-  MESSAGE("allocations per write: ", static_cast<double>(allocs) / measured, " (allocs = ", allocs, " over ", measured, ")");
+  flushkit::test::report_allocations(allocs, measured);
   CHECK(allocs == 0);
   CHECK(failures == 0);
   CHECK(p.calls == warmup + measured + 1);

@@ -58,7 +58,7 @@ TEST_CASE("raw submit with a callback: 0 allocations over 100000 FUA writes") {
   device dev(b->bytes(), {}, p);
   callback_loop loop(dev);
   const std::size_t allocs = flushkit::test::chain_allocations(io, loop, warmup, measured);
-  MESSAGE("allocations per write: ", static_cast<double>(allocs) / measured, " (allocs = ", allocs, " over ", measured, ")");
+  flushkit::test::report_allocations(allocs, measured);
   CHECK(allocs == 0);
   CHECK(loop.failures == 0);
   CHECK(p.script.flushes() == 2 * warmup + measured);
@@ -79,7 +79,7 @@ TEST_CASE("co_await async_write with use_awaitable: 0 allocations over 100000 FU
   asio::co_spawn(io, flushkit::test::coroutine_allocations(&write_loop, &dev, measured, &failures, &allocs),
                  asio::detached);
   io.run();
-  MESSAGE("allocations per write: ", static_cast<double>(allocs) / measured, " (allocs = ", allocs, " over ", measured, ")");
+  flushkit::test::report_allocations(allocs, measured);
   CHECK(allocs == 0);
   CHECK(failures == 0);
   CHECK(p.script.flushes() == warmup + 1 + measured);

@@ -57,7 +57,7 @@ TEST_CASE("virtio-pmem guest: 0 allocations over 100000 FUA writes through pmem_
     device dev(b->bytes(), {}, guest);
     fua_loop loop(dev);
     const std::size_t allocs = flushkit::test::chain_allocations(io, loop, warmup, measured);
-    MESSAGE("allocations per write: ", static_cast<double>(allocs) / measured, " (allocs = ", allocs, " over ", measured, ")");
+    flushkit::test::report_allocations(allocs, measured);
     CHECK(allocs == 0);
     CHECK(loop.failures == 0);
     CHECK(host.chains() == 2 * warmup + measured);

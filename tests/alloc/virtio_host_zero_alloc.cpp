@@ -19,6 +19,7 @@
 #include <flushkit/pmem/backing.hpp>
 #include <flushkit/pmem/pmem_device.hpp>
 
+#include "support/alloc_measure.hpp"
 #include "support/fua_loop.hpp"
 
 #include <doctest/doctest.h>
@@ -69,7 +70,7 @@ TEST_CASE("virtio-pmem guest and host on their own threads: 0 allocations over 1
   const fua_run r = run_chains(dev);
   dev.remove(); // no final flush: the guest is an asynchronous provider
   topo.shutdown();
-  MESSAGE("allocations per write: ", static_cast<double>(r.allocs) / measured, " (r.allocs = ", r.allocs, " over ", measured, ")");
+  flushkit::test::report_allocations(r.allocs, measured);
   CHECK(r.allocs == 0);
   CHECK(r.failures == 0);
   CHECK(topo.totals().flushes == warmup + measured);
@@ -89,7 +90,7 @@ TEST_CASE("virtio-pmem guest and host through a coalescer: 0 allocations over 10
   dev.remove();
   topo.shutdown();
   const flushkit::coalescer_stats s = c.stats();
-  MESSAGE("allocations per write: ", static_cast<double>(r.allocs) / measured, " (r.allocs = ", r.allocs, " over ", measured, ")");
+  flushkit::test::report_allocations(r.allocs, measured);
   CHECK(r.allocs == 0);
   CHECK(r.failures == 0);
   // One write in flight at a time: nothing to coalesce, one backend flush each.

@@ -6,6 +6,8 @@
 
 #include "support/counting_new.hpp"
 
+#include <doctest/doctest.h>
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -13,6 +15,12 @@
 #include <cstddef>
 
 namespace flushkit::test {
+
+/// Prints the allocations per write of a measured window (a doctest MESSAGE).
+inline void report_allocations(std::size_t allocs, int measured) {
+  MESSAGE("allocations per write: ", static_cast<double>(allocs) / measured, " (allocs = ", allocs, " over ",
+          measured, ")");
+}
 
 /// Runs a callback chain `loop` (anything with `int remaining` and `submit()`,
 /// each completion submitting the next item until `remaining` runs out) for

@@ -6,6 +6,7 @@
 #include <flushkit/testing/volatile_cache.hpp>
 
 #include "support/build_kind.hpp"
+#include "support/cache_bytes.hpp"
 #include "support/crash_workloads.hpp"
 
 #include <doctest/doctest.h>
@@ -31,19 +32,8 @@ static_assert(fk::dirty_tracking<ft::cacheline_model_provider<>> &&
 
 ft::volatile_cache make_cache() { return ft::volatile_cache({8192, 64, 64 * 1024}); }
 
-// What a device's data step does: store onto the medium, then tell the provider.
-template <class P>
-void put(ft::volatile_cache& c, P& p, std::size_t off, std::size_t len, std::uint8_t v) {
-  std::memset(c.medium().data() + off, v, len);
-  p.note_dirty(c.medium().data() + off, len);
-}
-
-// True when every byte of [off, off + len) of `img` equals v.
-bool all_of(std::span<const std::byte> img, std::size_t off, std::size_t len, std::uint8_t v) {
-  return std::all_of(img.begin() + static_cast<std::ptrdiff_t>(off),
-                     img.begin() + static_cast<std::ptrdiff_t>(off + len),
-                     [v](std::byte b) { return b == std::byte{v}; });
-}
+using flushkit::test::all_of;
+using flushkit::test::put;
 
 template <std::size_t N>
 using model_device = fk::pmem::pmem_device<fk::region<ft::cacheline_model_provider<N>>>;

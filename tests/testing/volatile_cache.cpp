@@ -5,6 +5,8 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "support/cache_bytes.hpp"
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -28,18 +30,8 @@ ft::volatile_cache make_cache(std::size_t entries = 64, std::size_t bytes = 64 *
   return ft::volatile_cache({medium_size, entries, bytes});
 }
 
-// What a device's data step does: copy onto the view, then note_dirty.
-void put(ft::volatile_cache& c, std::size_t off, std::size_t len, std::uint8_t v) {
-  std::memset(c.medium().data() + off, v, len);
-  c.note_dirty(c.medium().data() + off, len);
-}
-
-// True when every byte of [off, off + len) of `img` equals v.
-bool all_of(std::span<const std::byte> img, std::size_t off, std::size_t len, std::uint8_t v) {
-  return std::all_of(img.begin() + static_cast<std::ptrdiff_t>(off),
-                     img.begin() + static_cast<std::ptrdiff_t>(off + len),
-                     [v](std::byte b) { return b == std::byte{v}; });
-}
+using flushkit::test::all_of;
+using flushkit::test::put;
 
 std::vector<std::byte> image_after(const ft::volatile_cache& base, const ft::crash_policy& p) {
   ft::volatile_cache c(base);
