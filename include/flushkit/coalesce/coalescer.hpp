@@ -3,12 +3,18 @@
 
 #include <flushkit/coalesce/detail/failure_log.hpp>
 #include <flushkit/core/capabilities.hpp>
+#include <flushkit/core/completion.hpp>
+#include <flushkit/core/detail/completion_op.hpp>
+#include <flushkit/core/detail/io_object.hpp>
 #include <flushkit/core/flush_result.hpp>
 #include <flushkit/core/provider.hpp>
 #include <flushkit/core/request.hpp>
 #include <flushkit/core/status.hpp>
 #include <flushkit/detail/assert.hpp>
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/buffer.hpp>
 #include <boost/intrusive/list.hpp>
 
 #include <atomic>
@@ -112,8 +118,12 @@ struct coalescer_stats {
 /// asynchronous backend, the thread that delivers the backend completion
 /// issues the next flush (no caller waits for another one's flush).
 /// Allocation: none.
-template <class Provider>
-class coalescer : public forward_capabilities<coalescer<Provider>, std::remove_reference_t<Provider>> {
+///
+/// An Asio I/O object: `executor_type` / `get_executor()` (where handlers of
+/// `async_flush` without an associated executor run), constructed from an
+/// executor or an execution context.
+template <class Provider, class Executor = boost::asio::any_io_executor>
+class coalescer : public forward_capabilities<coalescer<Provider, Executor>, std::remove_reference_t<Provider>> {
   using provider_type = std::remove_reference_t<Provider>;
   static_assert(flush_provider<provider_type>,
                 "flushkit::coalescer: Provider must have `flushkit::status flush()` or "
@@ -124,18 +134,31 @@ class coalescer : public forward_capabilities<coalescer<Provider>, std::remove_r
   using request_list = boost::intrusive::list<request, hook_type, boost::intrusive::constant_time_size<true>>;
 
 public:
-  /// A coalescer in front of `p` (moved in, or bound by reference for `Provider = P&`).
-  explicit coalescer(Provider p, coalescer_options opts = {})
-      : provider_(std::forward<Provider>(p)), opts_(opts) {}
-  template <class... Args>
+  /// The executor a handler without an associated executor runs on.
+  using executor_type = Executor;
+  /// The token `async_flush` uses when none is given.
+  using default_token = detail::default_token_t<Executor>;
+
+  /// A coalescer in front of `p` (moved in, or bound by reference for
+  /// `Provider = P&`), whose handlers default to `ex` (an executor or an
+  /// execution context).
+  template <detail::executor_source<Executor> ExecutorOrContext>
+  coalescer(ExecutorOrContext&& ex, Provider p, coalescer_options opts = {})
+      : ex_(detail::to_executor<Executor>(std::forward<ExecutorOrContext>(ex))), provider_(std::forward<Provider>(p)),
+        opts_(opts) {}
   /// A coalescer whose provider is constructed in place from `args`.
-  explicit coalescer(std::in_place_t, coalescer_options opts, Args&&... args)
-      : provider_(std::forward<Args>(args)...), opts_(opts) {}
+  template <detail::executor_source<Executor> ExecutorOrContext, class... Args>
+  coalescer(ExecutorOrContext&& ex, std::in_place_t, coalescer_options opts, Args&&... args)
+      : ex_(detail::to_executor<Executor>(std::forward<ExecutorOrContext>(ex))), provider_(std::forward<Args>(args)...),
+        opts_(opts) {}
   coalescer(const coalescer&) = delete;
   coalescer& operator=(const coalescer&) = delete;
   ~coalescer() {
     FLUSHKIT_ASSERT(!busy_ && waiting_.empty() && in_flight_.empty(), "coalescer destroyed with requests pending");
   }
+
+  /// The executor given at construction.
+  executor_type get_executor() const noexcept { return ex_; }
 
   /// The backend provider.
   provider_type& provider() noexcept { return provider_; }
@@ -220,6 +243,26 @@ public:
     return w.result;
   }
 
+  /// Request-less flush, asynchronous: makes every write completed before
+  /// the call durable.
+  ///
+  /// Effects: `flush(req)` of an internal request stamped now, coalesced like
+  /// any other. Completion signature: `void(boost::system::error_code)`, the
+  /// covering flush's status (or the sticky error). Executor: the handler's
+  /// associated executor, defaulting to `get_executor()`; never inside this
+  /// call. Durable at success: every write whose epoch was taken before the
+  /// call. Ordering: as `flush(request&)`. Cancellation: `terminal` detaches
+  /// the handler with `operation_aborted`; the internal request still joins
+  /// its flush. Blocking: with a synchronous backend this call may issue a
+  /// backend flush on the calling thread, as `flush(request&)` does (put an
+  /// asynchronous provider behind the coalescer for an event loop).
+  /// Allocation: one block from the handler's allocator, none in steady state
+  /// (see `flushkit::async_wait`).
+  template <boost::asio::completion_token_for<completion_signature> Token = default_token>
+  auto async_flush(Token&& token = default_token()) {
+    return boost::asio::async_initiate<Token, completion_signature>(initiate_flush{this}, token);
+  }
+
   /// The sticky error (success when none is set or in `per_flush` mode).
   status error() const {
     std::lock_guard lock(mutex_);
@@ -239,6 +282,22 @@ public:
   }
 
 private:
+  struct initiate_flush {
+    using executor_type = Executor;
+    coalescer* self;
+    executor_type get_executor() const noexcept { return self->ex_; }
+
+    template <class Handler> void operator()(Handler&& h) const {
+      coalescer* c = self;
+      detail::request_op<std::decay_t<Handler>, Executor>::start(
+          std::move(h), c->ex_, req_op::flush, 0, boost::asio::const_buffer(), req_flags::preflush,
+          [c](request& r) {
+            const flush_result fr = c->flush(r);
+            if (!fr.is_async()) r.complete(fr.sync_status());
+          });
+    }
+  };
+
   /// The appointed next driver of a synchronous backend (see "Threads").
   enum class successor : std::uint8_t { none, appointed, handed_over };
 
@@ -396,6 +455,7 @@ private:
     lock.lock();
   }
 
+  Executor ex_;
   Provider provider_;
   const coalescer_options opts_;
   std::atomic<std::uint64_t> completed_{0};

@@ -1,56 +1,44 @@
 // flushkit/core/completion.hpp - waiting for a request with any Asio completion token.
 #pragma once
 
+#include <flushkit/core/detail/completion_op.hpp>
 #include <flushkit/core/request.hpp>
 #include <flushkit/core/status.hpp>
-#include <flushkit/detail/completion_op.hpp>
 
-#include <boost/asio/append.hpp>
-#include <boost/asio/associated_allocator.hpp>
-#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
-#include <boost/asio/dispatch.hpp>
-#include <boost/asio/execution/outstanding_work.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/prefer.hpp>
-#include <boost/asio/recycling_allocator.hpp>
-#include <boost/asio/system_executor.hpp>
+#include <boost/system/error_code.hpp>
 
-#include <memory>
+#include <type_traits>
 #include <utility>
 
 namespace flushkit {
 
-/// Completion signature of every flushkit asynchronous operation.
-using completion_signature = void(status);
+/// Completion signature of every flushkit asynchronous operation (Asio's
+/// convention: `status` is `boost::system::error_code`).
+using completion_signature = void(boost::system::error_code);
 
 namespace detail {
 
-/// The operation behind `async_wait`: see `detail::completion_op`.
-template <class Handler, class IoExecutor>
-class wait_op final : public completion_op<wait_op<Handler, IoExecutor>, Handler, IoExecutor, status> {
-  using base = completion_op<wait_op<Handler, IoExecutor>, Handler, IoExecutor, status>;
-  friend base;
-
-public:
-  /// Waiter function for completion_slot: runs on the completing thread.
-  static void on_complete(void* context, const status& st) {
-    static_cast<wait_op*>(context)->deliver(st, /*must_post=*/false);
-  }
-
-private:
-  wait_op(Handler&& h, const IoExecutor& fallback_ex) : base(std::move(h), fallback_ex) {}
-};
-
 template <class IoExecutor> struct initiate_wait {
   using executor_type = IoExecutor;
-  IoExecutor io_ex;
-  executor_type get_executor() const noexcept { return io_ex; }
+  IoExecutor fallback_ex;
+  executor_type get_executor() const noexcept { return fallback_ex; }
 
   template <class Handler> void operator()(Handler&& h, request* req) const {
     using op_type = wait_op<std::decay_t<Handler>, IoExecutor>;
-    op_type* op = op_type::create(std::move(h), io_ex);
-    if (!req->arm_waiter(&op_type::on_complete, op)) op->deliver(req->result(), /*must_post=*/true);
+    op_type::create(std::move(h), fallback_ex)->wait_for(*req);
+  }
+};
+
+// The executor-less form: the handler must bring its own executor.
+struct initiate_wait_bound {
+  template <class Handler> void operator()(Handler&& h, request* req) const {
+    static_assert(has_associated_executor<std::decay_t<Handler>>,
+                  "flushkit::async_wait(req, token): the completion handler has no associated executor, so "
+                  "nothing says where it may run. Pass one: async_wait(req, executor, token), or bind it "
+                  "with boost::asio::bind_executor (use_awaitable and co_spawn handlers already have one).");
+    using executor = boost::asio::associated_executor_t<std::decay_t<Handler>>;
+    initiate_wait<executor>{boost::asio::get_associated_executor(h)}(std::forward<Handler>(h), req);
   }
 };
 
@@ -58,52 +46,54 @@ template <class IoExecutor> struct initiate_wait {
 
 /// Waits for `req` to complete.
 ///
-/// Completion signature: `void(flushkit::status)`; the status is the
-/// request's final status (with `use_awaitable`, `co_await` returns it and
-/// never throws).
+/// Completion signature: `void(boost::system::error_code)`: the request's
+/// final status (`use_awaitable` throws `boost::system::system_error` on
+/// failure; `as_tuple(use_awaitable)` returns it).
 ///
-/// Executor: the handler's associated executor, defaulting to `io_ex`. When
-/// the request completes later the handler is dispatched there from the
-/// completing thread (inline when that thread already runs the executor);
-/// when it had already completed at initiation it is posted (never invoked
-/// inside this call). Outstanding work is tracked on that executor until then.
+/// Executor: the handler's associated executor, defaulting to `fallback_ex`; never
+/// `system_executor` unless the handler is bound there. A completion after
+/// initiation is dispatched there from the completing thread (inline when
+/// that thread already runs the executor); a request already complete at
+/// initiation is posted: the handler never runs inside this call.
+/// Outstanding work is tracked on that executor until then.
 ///
 /// Ordering and durability: exactly those of the operation that completes the
 /// request. At most one waiter per request (callback or token).
 ///
-/// Allocation: one operation block (handler, tracked executor, a 2 x 128-byte
-/// slab) from the handler's associated allocator, default
+/// Cancellation: `terminal` (through the handler's associated cancellation
+/// slot) detaches the wait: the handler gets `operation_aborted`, posted. The
+/// request itself is not withdrawn: it completes exactly once later, into the
+/// wait's block; keep it (and its segments) alive and do not `prepare` it
+/// again until `req.completed()`. What it made durable is unknown to the
+/// cancelled waiter: a later flush tells. Other types are ignored.
+///
+/// Allocation: one operation block (handler, tracked executor, slot, a
+/// 2 x 128-byte slab) from the handler's associated allocator, default
 /// `recycling_allocator`, whose cache is per thread; the initiating thread
-/// allocates it. The completing thread allocates and frees nothing: it hands
-/// the handler's executor a function object whose memory is the block's slab;
-/// that function frees the block with the handler's allocator on the thread
-/// running the handler's executor, then invokes the handler. So when the
-/// waiter initiates on a thread that runs its handler's executor (a
-/// coroutine, a callback bound to an `io_context` or `thread_pool` executor),
-/// the block goes back to the cache it came from and a wait is free of heap
-/// allocations in steady state, whichever thread completes the request
-/// (tests/alloc/core_zero_alloc.cpp counts the whole allocation family).
-/// Not so in three cases: the initiating thread does not run the handler's
-/// executor (e.g. a handler without one, which runs on `system_executor`:
-/// its block is freed on the completing thread, a cache miss for the
-/// initiator); the handler's executor is a type-erased executor
-/// (`any_io_executor`, ...) whose target is not an `io_context` or
-/// `thread_pool` executor (those targets are unwrapped; any other goes through
-/// `any_executor::execute`, which allocates an `executor_function` on the
-/// completing thread); an executor whose `execute` ignores the function's
-/// allocator. See `detail::completion_op`.
-template <class IoExecutor,
-          boost::asio::completion_token_for<completion_signature> Token>
-auto async_wait(request& req, const IoExecutor& io_ex, Token&& token) {
-  return boost::asio::async_initiate<Token, completion_signature>(
-      detail::initiate_wait<IoExecutor>{io_ex}, token, &req);
+/// allocates it and the thread running the handler's executor frees it just
+/// before invoking the handler. The completing thread allocates and frees
+/// nothing. So a wait initiated on a thread that runs its handler's executor
+/// (a coroutine, a callback bound to an `io_context` or `thread_pool`
+/// executor) is free of heap allocations in steady state, whichever thread
+/// completes the request (tests/alloc counts the whole allocation family).
+/// Not so when: the initiating thread does not run the handler's executor
+/// (the block goes back to another thread's cache); the handler's executor
+/// is type-erased with a target other than an `io_context` or `thread_pool`
+/// executor (`any_executor::execute` allocates); a cancellation slot is
+/// connected (Asio's signal allocates its handler memory once per signal).
+template <class IoExecutor, boost::asio::completion_token_for<completion_signature> Token>
+  requires boost::asio::execution::executor<IoExecutor>
+auto async_wait(request& req, const IoExecutor& fallback_ex, Token&& token) {
+  return boost::asio::async_initiate<Token, completion_signature>(detail::initiate_wait<IoExecutor>{fallback_ex}, token,
+                                                                  &req);
 }
 
-/// As above, with `boost::asio::system_executor` as the fallback executor: a
-/// handler without an associated executor runs on the completing thread.
+/// As above, for a handler that has its own associated executor (a
+/// coroutine's, one bound with `bind_executor`): a handler without one does
+/// not compile.
 template <boost::asio::completion_token_for<completion_signature> Token>
 auto async_wait(request& req, Token&& token) {
-  return async_wait(req, boost::asio::system_executor(), std::forward<Token>(token));
+  return boost::asio::async_initiate<Token, completion_signature>(detail::initiate_wait_bound{}, token, &req);
 }
 
 } // namespace flushkit

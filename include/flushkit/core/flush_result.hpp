@@ -14,10 +14,12 @@ namespace flushkit {
 /// `request::complete` exactly once; the handle lets the caller wait for it.
 ///
 /// It is an Asio asynchronous operation: `co_await handle;` inside
-/// `boost::asio::awaitable<>` returns the request's status, and
-/// `handle(token)` / `handle.async_wait(token)` accept any completion token.
-/// Completion signature `void(flushkit::status)`; executor, ordering and
-/// allocation as for `flushkit::async_wait`.
+/// `boost::asio::awaitable<>` waits for the request (and throws
+/// `boost::system::system_error` when it failed), and `handle(token)` /
+/// `handle.async_wait(token)` accept any completion token whose handler has
+/// an associated executor; `handle.async_wait(executor, token)` any token.
+/// Completion signature `void(boost::system::error_code)`; executor,
+/// ordering, cancellation and allocation as for `flushkit::async_wait`.
 class [[nodiscard]] async_completion {
 public:
   /// A handle for `req`, which an asynchronous provider has taken ownership of.
@@ -26,15 +28,20 @@ public:
   /// The request the provider will complete.
   request& get_request() const noexcept { return *req_; }
 
-  template <boost::asio::completion_token_for<completion_signature> Token>
-  /// Effects: `flushkit::async_wait(get_request(), token)`. Completion signature `void(flushkit::status)`.
-  auto async_wait(Token&& token) const {
+  /// Effects: `flushkit::async_wait(get_request(), token)`.
+  template <boost::asio::completion_token_for<completion_signature> Token> auto async_wait(Token&& token) const {
     return flushkit::async_wait(*req_, std::forward<Token>(token));
   }
 
-  template <boost::asio::completion_token_for<completion_signature> Token>
+  /// Effects: `flushkit::async_wait(get_request(), ex, token)`.
+  template <class Executor, boost::asio::completion_token_for<completion_signature> Token>
+    requires boost::asio::execution::executor<Executor>
+  auto async_wait(const Executor& ex, Token&& token) const {
+    return flushkit::async_wait(*req_, ex, std::forward<Token>(token));
+  }
+
   /// Same as `async_wait(token)`; makes the handle an Asio asynchronous operation (`co_await handle`).
-  auto operator()(Token&& token) const {
+  template <boost::asio::completion_token_for<completion_signature> Token> auto operator()(Token&& token) const {
     return flushkit::async_wait(*req_, std::forward<Token>(token));
   }
 

@@ -4,13 +4,15 @@
 #include <flushkit/core/status.hpp>
 #include <flushkit/core/work_item.hpp>
 #include <flushkit/detail/assert.hpp>
-#include <flushkit/detail/completion_slot.hpp>
+#include <flushkit/core/detail/completion_slot.hpp>
 
 #include <boost/intrusive/list_hook.hpp>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <thread>
 
 namespace flushkit {
 
@@ -94,6 +96,7 @@ public:
     user_fn_ = nullptr;
     user_context_ = nullptr;
     intercept_depth_ = 0;
+    segment_use_.store(segments_idle, std::memory_order_relaxed);
     epoch = 0;
   }
 
@@ -176,6 +179,34 @@ public:
   /// (fault injectors) fit below them.
   static constexpr std::size_t max_interceptions = 5;
 
+  /// A component that reads or writes the request's segment memory after
+  /// `submit` returned (a device copying data once an asynchronous PREFLUSH
+  /// finished) brackets the copy with `begin_segment_use()` /
+  /// `end_segment_use()`. `begin_segment_use()` returns false when the
+  /// segments were withdrawn (a cancelled waiter no longer guarantees their
+  /// memory): the component must not touch them and completes the request
+  /// with `errc::cancelled`. Between the two calls the copy must not wait
+  /// for anything.
+  [[nodiscard]] bool begin_segment_use() noexcept {
+    std::uint8_t idle = segments_idle;
+    return segment_use_.compare_exchange_strong(idle, segments_in_use, std::memory_order_acquire);
+  }
+  /// See `begin_segment_use()`.
+  void end_segment_use() noexcept { segment_use_.store(segments_idle, std::memory_order_release); }
+
+  /// Called by a cancelled waiter before it gives the segment memory back to
+  /// its owner: from now on no component touches the segments. Returns once
+  /// a copy in progress on another thread (between `begin_segment_use()` and
+  /// `end_segment_use()`) has finished; that is the only thing it waits for.
+  void withdraw_segments() noexcept {
+    for (;;) {
+      std::uint8_t idle = segments_idle;
+      if (segment_use_.compare_exchange_weak(idle, segments_withdrawn, std::memory_order_acq_rel)) return;
+      if (idle == segments_withdrawn) return;
+      std::this_thread::yield(); // a memcpy on another thread is finishing
+    }
+  }
+
   /// Low-level waiter installation used by `async_wait`; see completion_slot::arm.
   bool arm_waiter(detail::completion_slot::waiter_fn fn, void* context) noexcept {
     return slot_.arm(fn, context);
@@ -204,9 +235,14 @@ private:
     self->user_fn_(self->user_context_, *self, st);
   }
 
+  static constexpr std::uint8_t segments_idle = 0;
+  static constexpr std::uint8_t segments_in_use = 1;
+  static constexpr std::uint8_t segments_withdrawn = 2;
+
   req_op op_ = req_op::write;
   req_flags flags_ = req_flags::none;
   std::uint8_t intercept_depth_ = 0; // beside op_ and flags_: no padding
+  std::atomic<std::uint8_t> segment_use_{segments_idle};
   std::uint64_t offset_ = 0;
   std::span<const segment> segments_{};
   detail::completion_slot slot_{};

@@ -1,6 +1,12 @@
 // flushkit/core/status.hpp - the flushkit error category and its errno mapping.
 #pragma once
 
+#include <boost/system/error_category.hpp>
+#include <boost/system/error_code.hpp>
+#include <boost/system/error_condition.hpp>
+#include <boost/system/generic_category.hpp>
+#include <boost/system/system_category.hpp>
+
 #include <cerrno>
 #include <string>
 #include <system_error>
@@ -8,13 +14,23 @@
 
 namespace flushkit {
 
-/// The outcome of a request or a flush. A default-constructed status (value 0)
-/// means success; anything else says why the operation did not succeed.
-using status = std::error_code;
+/// The outcome of a request or a flush, synchronous or asynchronous: Asio's
+/// error type, so a completion handler takes `boost::system::error_code`,
+/// `use_awaitable` throws `boost::system::system_error` on failure, and
+/// `as_tuple` / `redirect_error` hand it over unchanged. A default-constructed
+/// status (value 0) means success; anything else says why the operation did
+/// not succeed.
+///
+/// It converts both ways with `std::error_code` (a provider may return
+/// either) and compares equal to a flushkit `errc`, to the matching
+/// `std::errc` and `boost::system::errc` conditions, and, converted with
+/// `static_cast<std::error_code>`, to the same `std::errc` condition.
+using status = boost::system::error_code;
 
 /// Error values of the `flushkit` category. Every value maps to one errno
-/// (see `to_errno`) and to one portable `std::errc` condition, so callers may
-/// compare a status with either `errc::io_error` or `std::errc::io_error`.
+/// (see `to_errno`) and to one portable condition, so callers may compare a
+/// status with `errc::io_error`, `std::errc::io_error` or
+/// `boost::system::errc::io_error`.
 enum class errc : int {
   io_error = 1,    ///< the medium or the device failed; the data may not be durable (EIO)
   no_memory,       ///< a resource could not be obtained; nothing was submitted (ENOMEM)
@@ -54,23 +70,36 @@ inline const errc_entry* find_errc(int value) noexcept {
   return nullptr;
 }
 
-class category_impl final : public std::error_category {
+// A Boost.System category (its std::error_category face comes from Boost):
+// the fixed id makes every copy of this header-only category, in any shared
+// object, compare equal. Boost's base has a protected non-virtual destructor
+// by design (categories are never deleted through it).
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
+#endif
+class category_impl final : public boost::system::error_category {
 public:
+  constexpr category_impl() noexcept : boost::system::error_category(0xF105'4C17'0000'0001ull) {}
   const char* name() const noexcept override { return "flushkit"; }
   std::string message(int value) const override {
     const errc_entry* e = find_errc(value);
     return e ? e->message : "unknown flushkit error";
   }
-  std::error_condition default_error_condition(int value) const noexcept override {
+  boost::system::error_condition default_error_condition(int value) const noexcept override {
     const errc_entry* e = find_errc(value);
-    return e ? std::make_error_condition(e->condition) : std::error_condition(value, *this);
+    return e ? boost::system::error_condition(static_cast<int>(e->condition), boost::system::generic_category())
+             : boost::system::error_condition(value, *this);
   }
 };
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
 
 } // namespace detail
 
 /// The `flushkit` error category (a single instance for the whole program).
-inline const std::error_category& flushkit_category() noexcept {
+inline const boost::system::error_category& flushkit_category() noexcept {
   static const detail::category_impl instance;
   return instance;
 }
@@ -89,19 +118,22 @@ inline const std::error_category& flushkit_category() noexcept {
 }
 
 /// Converts a status to a positive errno value: 0 for success, the table value
-/// for a flushkit status, the value itself for `std::generic_category` and
-/// `std::system_category`, and EIO for anything else.
+/// for a flushkit status, the value itself for the generic and system
+/// categories (Boost's or the standard library's), and EIO for anything else.
 inline int to_errno(const status& st) noexcept {
   if (!st) return 0;
   if (st.category() == flushkit_category()) {
     const detail::errc_entry* e = detail::find_errc(st.value());
     return e ? e->errno_value : EIO;
   }
-  if (st.category() == std::generic_category() || st.category() == std::system_category())
-    return st.value() > 0 ? st.value() : EIO;
+  const std::error_code sc = static_cast<std::error_code>(st);
+  if (st.category() == boost::system::generic_category() || st.category() == boost::system::system_category() ||
+      sc.category() == std::generic_category() || sc.category() == std::system_category())
+    return sc.value() > 0 ? sc.value() : EIO;
   return EIO;
 }
 
 } // namespace flushkit
 
+template <> struct boost::system::is_error_code_enum<flushkit::errc> : std::true_type {};
 template <> struct std::is_error_code_enum<flushkit::errc> : std::true_type {};

@@ -5,9 +5,8 @@
 #include <flushkit/core/status.hpp>
 #include <flushkit/core/work_item.hpp>
 #include <flushkit/detail/assert.hpp>
-#include <flushkit/detail/handler_slab.hpp>
+#include <flushkit/core/detail/handler_slab.hpp>
 
-#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
@@ -171,8 +170,7 @@ private:
   bool idle_locked() const noexcept { return queue_.empty() && current_ == nullptr && !scheduled_; }
 
   void post_drain() {
-    boost::asio::post(strand_, boost::asio::bind_allocator(
-                                   detail::slab_allocator<void, slab_type>(slab_), drain_handler{this}));
+    detail::post_in_slab(strand_, slab_, drain_handler{this});
   }
 
   // Called with the lock held when the running item finished outside the

@@ -62,7 +62,7 @@ struct file_options {
 /// error is:
 ///  - `errc::invalid_request` for a zero or too large size, or a misaligned offset;
 ///  - `errc::not_supported` when MAP_SYNC was required and refused;
-///  - the system error (`std::generic_category`, e.g. `std::errc::permission_denied`,
+///  - the system error (the generic category, e.g. `== std::errc::permission_denied`,
 ///    `std::errc::no_such_file_or_directory`) when a system call fails.
 class backing {
 public:
@@ -113,7 +113,7 @@ public:
     if (status st = check_size(size, opts.offset)) return close_with(fd, st);
     if (file_size < opts.offset + size) {
       const int err = ::posix_fallocate(fd, static_cast<::off_t>(opts.offset), static_cast<::off_t>(size));
-      if (err != 0) return close_with(fd, std::error_code(err, std::generic_category()));
+      if (err != 0) return close_with(fd, status(err, boost::system::generic_category()));
     }
     return map_file(fd, size, opts);
   }
@@ -174,7 +174,7 @@ private:
     std::swap(persistence_, o.persistence_);
   }
 
-  [[nodiscard]] static status last_error() noexcept { return {errno, std::generic_category()}; }
+  [[nodiscard]] static status last_error() noexcept { return {errno, boost::system::generic_category()}; }
   [[nodiscard]] static status close_with(int fd, status st) noexcept {
     ::close(fd);
     return st;

@@ -1,8 +1,11 @@
 // flushkit/pmem/pmem_device.hpp - the pmem block-device submit path (pmem_submit_bio) over real memory.
 #pragma once
 
+#include <flushkit/core/buffers.hpp>
 #include <flushkit/core/capabilities.hpp>
 #include <flushkit/core/completion.hpp>
+#include <flushkit/core/detail/completion_op.hpp>
+#include <flushkit/core/detail/io_object.hpp>
 #include <flushkit/core/flush_result.hpp>
 #include <flushkit/core/region.hpp>
 #include <flushkit/core/request.hpp>
@@ -10,8 +13,8 @@
 #include <flushkit/detail/assert.hpp>
 #include <flushkit/pmem/backing.hpp>
 #include <flushkit/pmem/badblocks.hpp>
-#include <flushkit/pmem/detail/io_op.hpp>
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/buffer.hpp>
 
@@ -128,28 +131,42 @@ inline refusal check_durable(std::optional<persistence> medium, durability_scope
 /// Thread-safety: `submit` and the `async_*` functions may be called
 /// concurrently; overlapping concurrent writes leave unspecified bytes, as on
 /// any block device.
-template <class Region> class pmem_device {
+///
+/// An Asio I/O object: `executor_type` / `get_executor()`; the `async_*`
+/// functions take any completion token, by default `default_token`
+/// (`deferred` for a plain executor, so `co_await dev.async_write(off, buf,
+/// req_flags::fua)` works in a coroutine), and complete with
+/// `void(boost::system::error_code)`.
+template <class Region, class Executor = boost::asio::any_io_executor> class pmem_device {
 public:
   /// The region type (provider and error policy).
   using region_type = Region;
+  /// The executor a handler without an associated executor runs on.
+  using executor_type = Executor;
+  /// The token the `async_*` functions use when none is given.
+  using default_token = flushkit::detail::default_token_t<Executor>;
 
-  /// A device over `medium`, constructing its region from `region_args`
-  /// (a provider, a provider reference, or `std::in_place` + arguments).
+  /// A device over `medium`, whose handlers default to `ex` (an executor or
+  /// an execution context such as an `io_context`), constructing its region
+  /// from `region_args` (a provider, a provider reference, or
+  /// `std::in_place` + arguments).
   /// Effects: `check_durable(opts.medium, ...)` over the region's
   /// capabilities, with `opts.medium` looked up by `persistence_of(medium)`
   /// when empty; a refused device keeps the reason in `error()`.
   /// Allocates the badblocks set; nothing else, now or later.
-  template <class... RegionArgs>
-  pmem_device(std::span<std::byte> medium, const device_options& opts, RegionArgs&&... region_args)
-      : medium_(medium), opts_(with_medium(opts, opts.medium ? opts.medium : persistence_of(medium))),
+  template <flushkit::detail::executor_source<Executor> ExecutorOrContext, class... RegionArgs>
+  pmem_device(ExecutorOrContext&& ex, std::span<std::byte> medium, const device_options& opts,
+              RegionArgs&&... region_args)
+      : ex_(flushkit::detail::to_executor<Executor>(std::forward<ExecutorOrContext>(ex))), medium_(medium),
+        opts_(with_medium(opts, opts.medium ? opts.medium : persistence_of(medium))),
         region_(std::forward<RegionArgs>(region_args)...), badblocks_(opts.badblocks_capacity),
         refusal_(check_durable(opts_.medium, durability_of(region_), usability_of(region_), opts_)) {}
   /// A device over the bytes of `medium` (which must outlive it), with
   /// `opts.medium` set to the backing's persistence.
-  template <class... RegionArgs>
-  pmem_device(const backing& medium, device_options opts, RegionArgs&&... region_args)
-      : pmem_device(medium.bytes(), with_medium(opts, medium.persistence_mode()),
-                    std::forward<RegionArgs>(region_args)...) {}
+  template <flushkit::detail::executor_source<Executor> ExecutorOrContext, class... RegionArgs>
+  pmem_device(ExecutorOrContext&& ex, const backing& medium, device_options opts, RegionArgs&&... region_args)
+      : pmem_device(std::forward<ExecutorOrContext>(ex), medium.bytes(),
+                    with_medium(opts, medium.persistence_mode()), std::forward<RegionArgs>(region_args)...) {}
   pmem_device(const pmem_device&) = delete;
   pmem_device& operator=(const pmem_device&) = delete;
   /// Runs `remove()` if it has not run. Precondition: `in_flight() == 0`
@@ -179,37 +196,54 @@ public:
     data_and_fua(req);
   }
 
+  /// The executor given at construction.
+  executor_type get_executor() const noexcept { return ex_; }
+
   /// Writes `buffers` (a `const_buffer`, `mutable_buffer`, or a sequence of
-  /// at most `detail::max_io_segments` buffers) at byte `offset` with `flags`.
+  /// at most `max_io_buffers` buffers; see `const_buffers`) at byte `offset`
+  /// with `flags`.
   ///
-  /// Completion signature: `void(flushkit::status)` (with `use_awaitable`,
-  /// `co_await` returns the status). Executor: the handler's associated
-  /// executor (default: `system_executor`, i.e. the completing thread); never
-  /// invoked inside this call. Ordering: none between concurrent operations;
-  /// PREFLUSH orders this write after everything completed before it.
-  /// Durable at completion: with FUA, these bytes; with PREFLUSH, everything
-  /// completed before the call; under the provider's contract. Allocation:
-  /// one block (request, segments, handler) from the handler's associated
-  /// allocator, default `recycling_allocator`: none in steady state.
-  /// Errors: as `submit`; more buffers than allowed give `invalid_request`.
-  template <class ConstBufferSequence, boost::asio::completion_token_for<completion_signature> Token>
-  auto async_write(std::uint64_t offset, const ConstBufferSequence& buffers, req_flags flags, Token&& token) {
+  /// Completion signature: `void(boost::system::error_code)`. Executor: the
+  /// handler's associated executor, defaulting to `get_executor()`; never
+  /// invoked inside this call (a result known at initiation is posted).
+  /// Ordering: none between concurrent operations; PREFLUSH orders this
+  /// write after everything completed before it. Durable at completion: with
+  /// FUA, these bytes; with PREFLUSH, everything completed before the call;
+  /// under the provider's contract. Cancellation: `terminal` detaches the
+  /// handler with `operation_aborted` (posted): the buffers are the caller's
+  /// again at once (a write still waiting for its PREFLUSH never copies
+  /// them); the write may or may not be on the medium and durable - a later
+  /// flush tells. The device finishes the request internally. Allocation: one
+  /// block (request, segments, handler) from the handler's associated
+  /// allocator, default `recycling_allocator`: none in steady state (see
+  /// `flushkit::async_wait`). Errors: as `submit`; a sequence of more than
+  /// `max_io_buffers` buffers gives `invalid_request` (or does not compile
+  /// when its type fixes its length).
+  template <const_buffers ConstBufferSequence,
+            boost::asio::completion_token_for<completion_signature> Token = default_token>
+  auto async_write(std::uint64_t offset, const ConstBufferSequence& buffers, req_flags flags,
+                   Token&& token = default_token()) {
     return boost::asio::async_initiate<Token, completion_signature>(initiate_io{this}, token, req_op::write, offset,
                                                                      buffers, flags);
   }
 
-  /// Reads into `buffers` from byte `offset`. Completion, executor,
-  /// allocation and errors as `async_write`; nothing is made durable.
-  template <class MutableBufferSequence, boost::asio::completion_token_for<completion_signature> Token>
-  auto async_read(std::uint64_t offset, const MutableBufferSequence& buffers, Token&& token) {
+  /// Reads into `buffers` (see `mutable_buffers`) from byte `offset`.
+  /// Completion, executor, cancellation, allocation and errors as
+  /// `async_write`; nothing is made durable. A read copies inside this call,
+  /// so its buffers are filled (or not) before the handler is posted.
+  template <mutable_buffers MutableBufferSequence,
+            boost::asio::completion_token_for<completion_signature> Token = default_token>
+  auto async_read(std::uint64_t offset, const MutableBufferSequence& buffers, Token&& token = default_token()) {
     return boost::asio::async_initiate<Token, completion_signature>(initiate_io{this}, token, req_op::read, offset,
                                                                      buffers, req_flags::none);
   }
 
   /// An empty PREFLUSH (`blkdev_issue_flush`): everything completed before
   /// the call is durable under the provider's contract when it completes with
-  /// success. Completion, executor and allocation as `async_write`.
-  template <boost::asio::completion_token_for<completion_signature> Token> auto async_flush(Token&& token) {
+  /// success. Completion, executor, cancellation and allocation as
+  /// `async_write`.
+  template <boost::asio::completion_token_for<completion_signature> Token = default_token>
+  auto async_flush(Token&& token = default_token()) {
     return boost::asio::async_initiate<Token, completion_signature>(initiate_io{this}, token, req_op::flush,
                                                                      std::uint64_t{0}, boost::asio::const_buffer(),
                                                                      req_flags::preflush);
@@ -258,13 +292,16 @@ public:
 
 private:
   struct initiate_io {
+    using executor_type = Executor;
     pmem_device* dev;
+    executor_type get_executor() const noexcept { return dev->ex_; }
+
     template <class Handler, class BufferSequence>
     void operator()(Handler&& h, req_op op, std::uint64_t offset, const BufferSequence& buffers,
                     req_flags flags) const {
       pmem_device* d = dev;
-      detail::io_op<std::decay_t<Handler>>::start(std::move(h), op, offset, buffers, flags,
-                                                  [d](request& r) { d->submit(r); });
+      flushkit::detail::request_op<std::decay_t<Handler>, Executor>::start(
+          std::move(h), d->ex_, op, offset, buffers, flags, [d](request& r) { d->submit(r); });
     }
   };
 
@@ -310,9 +347,12 @@ private:
     data_and_fua(req);
   }
 
-  // Steps 2 and 3.
+  // Steps 2 and 3. A request whose waiter was cancelled while its PREFLUSH
+  // ran has withdrawn its segments: nothing is copied.
   void data_and_fua(request& req) {
+    if (req.has_data() && !req.begin_segment_use()) return req.complete(make_error_code(errc::cancelled));
     const status st = req.has_data() ? copy_data(req) : status{};
+    if (req.has_data()) req.end_segment_use();
     if (st || !has(req.flags(), req_flags::fua)) return req.complete(st);
     const flush_result r = region_.flush(req);
     if (!r.is_async()) req.complete(r.sync_status());
@@ -371,6 +411,7 @@ private:
     return 0;
   }
 
+  Executor ex_;
   std::span<std::byte> medium_;
   device_options opts_;
   Region region_;

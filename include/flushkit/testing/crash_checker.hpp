@@ -8,6 +8,8 @@
 #include <flushkit/testing/detail/seeded_random.hpp>
 #include <flushkit/testing/volatile_cache.hpp>
 
+#include <boost/asio/io_context.hpp>
+
 #include <algorithm>
 #include <array>
 #include <bit>
@@ -154,11 +156,17 @@ inline pmem::device_options cache_device_options() noexcept {
 
 /// The default device under test: a `pmem::pmem_device` whose region's
 /// provider is the checker's `volatile_cache` (synchronous flushes).
+/// The checker drives it through `submit` only; its executor (where handlers
+/// of `async_*` calls would run) is an `io_context` the factory owns.
 struct pmem_under_test {
+  /// The device type.
+  using device_type = pmem::pmem_device<region<volatile_cache&>, boost::asio::io_context::executor_type>;
   /// Returns a device over `cache.medium()` whose region's provider is `cache`.
-  pmem::pmem_device<region<volatile_cache&>> operator()(volatile_cache& cache) const {
-    return pmem::pmem_device<region<volatile_cache&>>(cache.medium(), cache_device_options(), cache);
+  device_type operator()(volatile_cache& cache) const {
+    return device_type(io->get_executor(), cache.medium(), cache_device_options(), cache);
   }
+  /// The execution context of the devices built.
+  std::shared_ptr<boost::asio::io_context> io = std::make_shared<boost::asio::io_context>(1);
 };
 
 /// Crash-consistency checker.

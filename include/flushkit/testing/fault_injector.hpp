@@ -8,10 +8,9 @@
 #include <flushkit/core/request.hpp>
 #include <flushkit/core/status.hpp>
 #include <flushkit/detail/assert.hpp>
-#include <flushkit/detail/handler_slab.hpp>
+#include <flushkit/core/detail/handler_slab.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/intrusive/list.hpp>
 #include <boost/system/error_code.hpp>
@@ -497,8 +496,7 @@ private:
   static void arm(delay_state& d, delay_slot& s, request& req, std::chrono::nanoseconds duration) {
     s.req = &req;
     s.timer.expires_after(duration);
-    s.timer.async_wait(boost::asio::bind_allocator(
-        flushkit::detail::slab_allocator<void, slab_type>(s.slab), timer_handler(d, s)));
+    s.timer.async_wait(flushkit::detail::in_slab(s.slab, timer_handler(d, s)));
   }
 
   // A timer expired or was cancelled. Once the injector is gone its slot is

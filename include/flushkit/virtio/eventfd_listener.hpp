@@ -3,9 +3,8 @@
 
 #include <flushkit/core/status.hpp>
 #include <flushkit/detail/assert.hpp>
-#include <flushkit/detail/handler_slab.hpp>
+#include <flushkit/core/detail/handler_slab.hpp>
 
-#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
@@ -70,12 +69,12 @@ public:
   status open(int efd) {
     if (sd_.is_open()) return errc::invalid_request;
     const int fd = ::fcntl(efd, F_DUPFD_CLOEXEC, 0);
-    if (fd < 0) return {errno, std::generic_category()};
+    if (fd < 0) return {errno, boost::system::generic_category()};
     boost::system::error_code ec;
     sd_.assign(fd, ec);
     if (ec) {
       ::close(fd);
-      return {ec.value(), std::generic_category()};
+      return {ec.value(), boost::system::generic_category()};
     }
     stopping_ = false;
     error_ = {};
@@ -129,8 +128,7 @@ private:
   void arm() {
     armed_ = true;
     sd_.async_read_some(boost::asio::buffer(&value_, sizeof value_),
-                        boost::asio::bind_allocator(flushkit::detail::slab_allocator<void, slab_type>(slab_),
-                                                    read_handler{this}));
+                        flushkit::detail::in_slab(slab_, read_handler{this}));
   }
 
   void on_read(const boost::system::error_code& ec, std::size_t n) {
@@ -151,7 +149,7 @@ private:
     const bool os_error = ec && (ec.category() == boost::system::system_category() ||
                                  ec.category() == boost::system::generic_category());
     error_ =
-        os_error ? status(ec.value(), std::generic_category()) : make_error_code(errc::io_error);
+        os_error ? status(ec.value(), boost::system::generic_category()) : make_error_code(errc::io_error);
     stop();
     if (error_fn_ != nullptr) error_fn_(error_context_, error_);
   }

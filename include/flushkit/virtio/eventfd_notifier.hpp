@@ -19,7 +19,7 @@ namespace flushkit::virtio {
 /// Returns: the descriptor, or -1 with `err` set to the system error.
 inline int make_eventfd(status& err) noexcept {
   const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  err = fd < 0 ? status(errno, std::generic_category()) : status();
+  err = fd < 0 ? status(errno, boost::system::generic_category()) : status();
   return fd;
 }
 

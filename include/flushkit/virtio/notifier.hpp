@@ -1,9 +1,8 @@
 // flushkit/virtio/notifier.hpp - how one side of a virtqueue signals the other (kick / interrupt).
 #pragma once
 
-#include <flushkit/detail/handler_slab.hpp>
+#include <flushkit/core/detail/handler_slab.hpp>
 
-#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/post.hpp>
 
 #include <atomic>
@@ -41,8 +40,7 @@ public:
   /// Effects: posts the target unless a notification is already pending (merged). Any thread; never allocates.
   void notify() {
     if (pending_.exchange(true, std::memory_order_acq_rel)) return;
-    boost::asio::post(ex_, boost::asio::bind_allocator(
-                               flushkit::detail::slab_allocator<void, slab_type>(slab_), handler{this}));
+    flushkit::detail::post_in_slab(ex_, slab_, handler{this});
   }
 
   /// Notifications delivered so far (merged ones count once).

@@ -6,12 +6,15 @@
 #include <flushkit/virtio/notifier.hpp>
 
 #include <flushkit/core/capabilities.hpp>
+#include <flushkit/core/completion.hpp>
+#include <flushkit/core/detail/completion_op.hpp>
+#include <flushkit/core/detail/io_object.hpp>
 #include <flushkit/core/flush_result.hpp>
 #include <flushkit/core/request.hpp>
 #include <flushkit/core/status.hpp>
 #include <flushkit/core/work_item.hpp>
 #include <flushkit/detail/assert.hpp>
-#include <flushkit/detail/handler_slab.hpp>
+#include <flushkit/core/detail/handler_slab.hpp>
 #include <flushkit/exec/ordered_executor.hpp>
 #include <flushkit/virtio/detail/le_access.hpp>
 #include <flushkit/virtio/detail/pmem_guest_context.hpp>
@@ -20,7 +23,8 @@
 #include <flushkit/virtio/pmem_protocol.hpp>
 #include <flushkit/virtio/split_ring.hpp>
 
-#include <boost/asio/bind_allocator.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
@@ -133,8 +137,14 @@ template <class Executor, notifier Kick> class pmem_guest {
   using context = detail::pmem_guest_context;
 
 public:
-  /// The strand of the driver's ordered executor: flush work and interrupt handling run there.
-  using executor_type = typename ordered_executor<Executor>::executor_type;
+  /// The executor given at construction: handlers of `async_flush` without
+  /// an associated executor run there. (The driver's own flush work and
+  /// interrupt handling run on a strand of it, `driver_executor()`.)
+  using executor_type = Executor;
+  /// The driver's strand.
+  using driver_executor_type = typename ordered_executor<Executor>::executor_type;
+  /// The token `async_flush` uses when none is given.
+  using default_token = flushkit::detail::default_token_t<Executor>;
 
   /// Effects: allocates the context pool and the ring bookkeeping; touches
   /// neither the device nor guest memory (that is `probe()`). `control`,
@@ -209,6 +219,23 @@ public:
     req.work.set(&pmem_guest::run_async, this);
     if (exec_.submit(req.work)) return flush_result::done(make_error_code(errc::io_error));
     return flush_result::async(req);
+  }
+
+  /// Request-less flush (`virtio_pmem_flush`), asynchronous.
+  ///
+  /// Effects: `flush(req)` of an internal flush request. Completion
+  /// signature: `void(boost::system::error_code)`: success when the host
+  /// answered ret 0 with a full response, else `io_error`. Executor: the
+  /// handler's associated executor, defaulting to `get_executor()`; never
+  /// inside this call. Ordering: FIFO with every other flush of this driver.
+  /// Durable at success: as `flush(request&)`. Cancellation: `terminal`
+  /// detaches the handler with `operation_aborted`; the host request still
+  /// runs and completes internally (its context stays reserved until then).
+  /// Allocation: one block from the handler's allocator, none in steady state
+  /// (see `flushkit::async_wait`).
+  template <boost::asio::completion_token_for<completion_signature> Token = default_token>
+  auto async_flush(Token&& token = default_token()) {
+    return boost::asio::async_initiate<Token, completion_signature>(initiate_flush{this}, token);
   }
 
   /// Request-less flush (`virtio_pmem_flush`) that blocks the calling thread
@@ -337,12 +364,30 @@ public:
   const ring_addresses& ring() const noexcept { return layout_.ring; }
   /// The options after normalisation (`contexts` resolved).
   const pmem_guest_options& options() const noexcept { return opts_; }
+  /// The executor given at construction.
+  executor_type get_executor() const noexcept { return exec_.get_executor().get_inner_executor(); }
   /// The driver's strand.
-  executor_type get_executor() const noexcept { return exec_.get_executor(); }
+  driver_executor_type driver_executor() const noexcept { return exec_.get_executor(); }
   /// Handler allocations that did not fit the embedded blocks (0 expected).
   std::size_t slab_fallbacks() const noexcept { return slab_.fallbacks() + exec_.slab_fallbacks(); }
 
 private:
+  struct initiate_flush {
+    using executor_type = Executor;
+    pmem_guest* self;
+    executor_type get_executor() const noexcept { return self->get_executor(); }
+
+    template <class Handler> void operator()(Handler&& h) const {
+      pmem_guest* g = self;
+      flushkit::detail::request_op<std::decay_t<Handler>, Executor>::start(
+          std::move(h), g->get_executor(), req_op::flush, 0, boost::asio::const_buffer(), req_flags::preflush,
+          [g](request& r) {
+            const flush_result fr = g->flush(r);
+            if (!fr.is_async()) r.complete(fr.sync_status());
+          });
+    }
+  };
+
   enum class lifecycle : std::uint8_t { unprobed, live, frozen, removed };
   using slab_type = flushkit::detail::handler_slab<256, 4>;
 
@@ -522,9 +567,7 @@ private:
   void schedule_service_locked() {
     if (scheduled_) return;
     scheduled_ = true;
-    boost::asio::post(exec_.get_executor(),
-                      boost::asio::bind_allocator(flushkit::detail::slab_allocator<void, slab_type>(slab_),
-                                                  service_handler{this}));
+    flushkit::detail::post_in_slab(exec_.get_executor(), slab_, service_handler{this});
   }
 
   // The interrupt work (`virtio_pmem_host_ack`), on the strand.

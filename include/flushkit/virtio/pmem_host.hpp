@@ -4,7 +4,7 @@
 #include <flushkit/core/capabilities.hpp>
 #include <flushkit/core/provider.hpp>
 #include <flushkit/core/status.hpp>
-#include <flushkit/detail/handler_slab.hpp>
+#include <flushkit/core/detail/handler_slab.hpp>
 #include <flushkit/virtio/detail/le_access.hpp>
 #include <flushkit/virtio/detail/pmem_host_slot.hpp>
 #include <flushkit/virtio/device_queue.hpp>
@@ -13,7 +13,6 @@
 #include <flushkit/virtio/pmem_protocol.hpp>
 #include <flushkit/virtio/split_ring.hpp>
 
-#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
@@ -235,7 +234,6 @@ public:
 private:
   enum class state : std::uint8_t { idle, active, failed };
   using slot = detail::pmem_host_slot;
-  using slab_alloc = flushkit::detail::slab_allocator<void, decltype(slot::slab)>;
 
   static void bump(std::atomic<std::uint64_t>& c) noexcept { c.fetch_add(1, std::memory_order_relaxed); }
 
@@ -351,7 +349,7 @@ private:
   void issue(slot& s) {
     bump(flushes_);
     s.inject_failure = take_injected_failure();
-    boost::asio::post(pool_ex_, boost::asio::bind_allocator(slab_alloc(s.slab), pool_hop{this, &s}));
+    flushkit::detail::post_in_slab(pool_ex_, s.slab, pool_hop{this, &s});
   }
 
   bool take_injected_failure() noexcept {
@@ -368,7 +366,7 @@ private:
       const auto d = self->delay_ns_.load(std::memory_order_relaxed);
       if (d > 0) std::this_thread::sleep_for(std::chrono::nanoseconds(d));
       s->result = s->inject_failure ? make_error_code(errc::io_error) : self->target_();
-      boost::asio::post(self->dev_ex_, boost::asio::bind_allocator(slab_alloc(s->slab), device_hop{self, s}));
+      flushkit::detail::post_in_slab(self->dev_ex_, s->slab, device_hop{self, s});
     }
   };
 

@@ -2,7 +2,7 @@
 #pragma once
 
 #include <flushkit/core/status.hpp>
-#include <flushkit/detail/handler_slab.hpp>
+#include <flushkit/core/detail/handler_slab.hpp>
 #include <flushkit/virtio/device_queue.hpp>
 
 #include <array>

@@ -13,7 +13,7 @@
 
 namespace flushkit::virtio::detail {
 
-inline status transport_errno() noexcept { return {errno, std::generic_category()}; }
+inline status transport_errno() noexcept { return {errno, boost::system::generic_category()}; }
 
 /// Owns one file descriptor (-1 = none). Move-only.
 class transport_fd {

@@ -1,10 +1,14 @@
-// flushkit/detail/handler_slab.hpp - fixed storage for the few handlers a component keeps posted.
+// flushkit/core/detail/handler_slab.hpp - fixed storage for the few handlers a component keeps posted.
 #pragma once
+
+#include <boost/asio/bind_allocator.hpp>
+#include <boost/asio/post.hpp>
 
 #include <array>
 #include <atomic>
 #include <cstddef>
 #include <new>
+#include <utility>
 
 namespace flushkit::detail {
 
@@ -62,5 +66,18 @@ public:
 private:
   Slab* slab_;
 };
+
+/// Posts `f` to `ex` with `f`'s memory taken from `slab`: the pattern every
+/// component uses for the few handlers it keeps posted (a drain, a kick, a
+/// device hop), so that posting them never reaches the heap.
+template <class Executor, class Slab, class Function> void post_in_slab(const Executor& ex, Slab& slab, Function&& f) {
+  boost::asio::post(ex, boost::asio::bind_allocator(slab_allocator<void, Slab>(slab), std::forward<Function>(f)));
+}
+
+/// `f` with its memory taken from `slab`, for an Asio initiating function
+/// (`timer.async_wait(in_slab(slab, f))`).
+template <class Slab, class Function> auto in_slab(Slab& slab, Function&& f) {
+  return boost::asio::bind_allocator(slab_allocator<void, Slab>(slab), std::forward<Function>(f));
+}
 
 } // namespace flushkit::detail

@@ -1,4 +1,4 @@
-// flushkit/detail/completion_slot.hpp - exactly-once completion state of a request.
+// flushkit/core/detail/completion_slot.hpp - exactly-once completion state of a request.
 #pragma once
 
 #include <flushkit/core/status.hpp>
