@@ -38,7 +38,7 @@ public:
     const ::ssize_t n = ::pwrite(fd_, o.data.data(), o.data.size(), static_cast<::off_t>(o.offset));
     if (n != static_cast<::ssize_t>(o.data.size())) return o.done(make_error_code(errc::io_error));
     flushes_.fetch_add(1, std::memory_order_relaxed);
-    if (::fdatasync(fd_) != 0) return o.done(status(errno, std::generic_category()));
+    if (::fdatasync(fd_) != 0) return o.done(status(errno, boost::system::generic_category()));
     o.done({});
   }
   std::uint64_t flushes() const override { return flushes_.load(std::memory_order_relaxed); }

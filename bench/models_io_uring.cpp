@@ -95,7 +95,7 @@ private:
       if ((data & write_tag) != 0) continue; // the linked fsync reports the chain
       static_cast<void>(flushes_.load(std::memory_order_acquire));
       op& o = *reinterpret_cast<op*>(static_cast<std::uintptr_t>(data));
-      o.done(res < 0 ? status(-res, std::generic_category()) : status{});
+      o.done(res < 0 ? status(-res, boost::system::generic_category()) : status{});
     }
   }
 

@@ -18,17 +18,17 @@ namespace flushkit::bench {
 namespace {
 
 /// A virtio topology as a bench stack: the region's provider is a coalescer
-/// in front of the guest driver.
+/// (an I/O object of the submitter's event loop) in front of the guest driver.
 template <class Topology> struct virtio_stack {
   using top_type = coalescer<typename Topology::guest_t&>;
   static constexpr bool completes_on_app = true;
-  virtio_stack(const pm::backing& medium, app_thread&) : topo(medium) {}
+  virtio_stack(const pm::backing& medium, app_thread& app) : topo(medium), group(app.ctx, topo.guest()) {}
   top_type& top() noexcept { return group; }
   std::uint64_t flushes() const noexcept { return topo.host_flushes(); }
   void quiesce() { topo.shutdown(); }
 
   Topology topo;
-  top_type group{topo.guest()};
+  top_type group;
 };
 
 using fsync_coalesced = coalesced_stack<pm::file_sync_provider>;

@@ -142,17 +142,18 @@ template <class Inner, placement Where = placement::own_thread> struct async_sta
   std::optional<io_runner> runner;
 };
 
-/// flushkit-coalesce: a coalescer in front of the async stack.
+/// flushkit-coalesce: a coalescer in front of the async stack (an I/O
+/// object of the submitter's event loop).
 template <class Inner> struct coalesced_stack {
   using top_type = coalescer<executor_provider<Inner>&>;
   static constexpr bool completes_on_app = true;
-  coalesced_stack(const pm::backing& medium, app_thread& app) : base(medium, app) {}
+  coalesced_stack(const pm::backing& medium, app_thread& app) : base(medium, app), group(app.ctx, base.top()) {}
   top_type& top() noexcept { return group; }
   std::uint64_t flushes() const noexcept { return base.flushes(); }
   void quiesce() { base.quiesce(); }
 
   async_stack<Inner> base;
-  top_type group{base.top()};
+  top_type group;
 };
 
 /// Opens the medium a device writes to: the bench file, or anonymous memory
@@ -172,7 +173,8 @@ inline pm::backing open_medium(const bench_env& env) {
   return std::move(*b);
 }
 
-/// FUA writes through `pmem_device<region<Stack::top_type&>>`.
+/// FUA writes through `pmem_device<region<Stack::top_type&>>`, an I/O
+/// object of the application event loop.
 ///
 /// Asynchronous stacks are driven from an application event loop: a write is
 /// submitted there, and its completion is delivered back there with
@@ -181,7 +183,8 @@ inline pm::backing open_medium(const bench_env& env) {
 template <class Stack> class device_workload final : public workload {
 public:
   explicit device_workload(const bench_env& env)
-      : medium_(open_medium(env)), stack_(medium_, app_), dev_(medium_.bytes(), pm::device_options{}, stack_.top()) {}
+      : medium_(open_medium(env)), stack_(medium_, app_),
+        dev_(app_.ctx, medium_.bytes(), pm::device_options{}, stack_.top()) {}
   ~device_workload() override {
     stack_.quiesce();
     app_.runner.join();

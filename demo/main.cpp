@@ -29,15 +29,17 @@ using clock_type = std::chrono::steady_clock;
 namespace {
 
 /// pmem_device<region<coalescer<guest&>&>>: group commit in front of the driver.
+/// `app` is the writers' event loop: the I/O objects' default executor.
 template <class Guest> struct coalesced_device {
-  coalesced_device(std::span<std::byte> medium, Guest& g) : group(g), dev(medium, {}, group) {}
+  coalesced_device(fd::io_ex app, std::span<std::byte> medium, Guest& g)
+      : group(app, g), dev(app, medium, {}, group) {}
   flushkit::coalescer<Guest&> group;
   pm::pmem_device<flushkit::region<flushkit::coalescer<Guest&>&>> dev;
 };
 
 /// pmem_device<region<guest&>>: one host flush per FUA write.
 template <class Guest> struct direct_device {
-  direct_device(std::span<std::byte> medium, Guest& g) : dev(medium, {}, g) {}
+  direct_device(fd::io_ex app, std::span<std::byte> medium, Guest& g) : dev(app, medium, {}, g) {}
   pm::pmem_device<flushkit::region<Guest&>> dev;
 };
 
@@ -61,11 +63,11 @@ void show_progress(double seconds, clock_type::time_point t0, const fd::run_stat
   if (live) fd::end_progress();
 }
 
-/// Runs the writers for the requested time, then takes the stack down:
-/// device (final flush), topology (guest removed, host stopped).
+/// Runs the writers on `app` for the requested time, then takes the stack
+/// down: device (final flush), topology (guest removed, host stopped), `app`.
 template <class Topology, class Holder>
-fd::phase_result drive(const fd::demo_options& o, Topology& topo, Holder& h, fd::run_state& rs) {
-  fd::loop_thread app;
+fd::phase_result drive(const fd::demo_options& o, fd::loop_thread& app, Topology& topo, Holder& h,
+                       fd::run_state& rs) {
   app.start();
   std::latch done(o.writers);
   const auto t0 = clock_type::now();
@@ -85,13 +87,14 @@ fd::phase_result drive(const fd::demo_options& o, Topology& topo, Holder& h, fd:
 
 template <class Topology> fd::phase_result run_topology(const fd::demo_options& o, const pm::backing& medium, fd::run_state& rs) {
   Topology topo(medium);
+  fd::loop_thread app; // the writers' event loop, started by drive()
   fd::phase_result r;
   if (o.coalesce) {
-    coalesced_device<typename Topology::guest_t> h(medium.bytes(), topo.guest());
-    r = drive(o, topo, h, rs);
+    coalesced_device<typename Topology::guest_t> h(app.executor(), medium.bytes(), topo.guest());
+    r = drive(o, app, topo, h, rs);
   } else {
-    direct_device<typename Topology::guest_t> h(medium.bytes(), topo.guest());
-    r = drive(o, topo, h, rs);
+    direct_device<typename Topology::guest_t> h(app.executor(), medium.bytes(), topo.guest());
+    r = drive(o, app, topo, h, rs);
   }
   const fd::host_totals t = topo.totals();
   r.host_requests = t.requests;

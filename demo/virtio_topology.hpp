@@ -198,7 +198,7 @@ public:
     std::fflush(nullptr);
     const pid_t parent = ::getpid();
     child_ = ::fork(); // before this process starts any thread of its own
-    if (child_ < 0) wiring_failed("fork", status(errno, std::generic_category()));
+    if (child_ < 0) wiring_failed("fork", status(errno, boost::system::generic_category()));
     if (child_ == 0) ::_exit(host_main(medium, parent));
     guest_.emplace(guest_loop_.executor(), shm_.control(), shm_.memory(),
                    fv::driver_area{shm_.guest_base(), shm_.ram(), shm_.ram_size()}, kick_notifier_);
@@ -238,7 +238,7 @@ public:
 private:
   static shared_host_counters* map_shared() {
     void* p = ::mmap(nullptr, sizeof(shared_host_counters), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) wiring_failed("mmap", status(errno, std::generic_category()));
+    if (p == MAP_FAILED) wiring_failed("mmap", status(errno, boost::system::generic_category()));
     return new (p) shared_host_counters;
   }
   static int new_eventfd() {

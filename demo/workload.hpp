@@ -5,6 +5,7 @@
 
 #include <flushkit/core/request.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -28,8 +29,10 @@ boost::asio::awaitable<void> writer(Device* dev, run_state* rs, std::uint32_t w)
     fill_pattern(buf, w, seq);
     rs->submitted.fetch_add(1, std::memory_order_relaxed);
     const auto t0 = std::chrono::steady_clock::now();
-    const status st = co_await dev->async_write(run_state::block_of(w, seq) * block_bytes, boost::asio::buffer(buf),
-                                                req_flags::fua, boost::asio::use_awaitable);
+    // as_tuple: the status as a value (plain use_awaitable would throw it).
+    const auto [st] = co_await dev->async_write(run_state::block_of(w, seq) * block_bytes,
+                                                boost::asio::buffer(buf), req_flags::fua,
+                                                boost::asio::as_tuple(boost::asio::use_awaitable));
     rs->record(w, seq, st, std::chrono::steady_clock::now() - t0);
     if (st) co_return;
   }

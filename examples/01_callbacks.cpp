@@ -15,6 +15,8 @@
 #include <flushkit/pmem/file_sync_provider.hpp>
 #include <flushkit/pmem/pmem_device.hpp>
 
+#include <boost/asio/io_context.hpp>
+
 #include <cstring>
 #include <string_view>
 
@@ -42,7 +44,8 @@ int main() {
   auto medium = pm::backing::file(file.path(), {.size = 1 << 20});
   if (!medium) return example::fail("backing::file", medium.error());
   pm::file_sync_provider provider(*medium); // flush = fdatasync(2) of the file
-  device dev(*medium, {}, provider);
+  boost::asio::io_context io; // the device's executor; raw submit() never uses it
+  device dev(io, *medium, {}, provider);
 
   char record[] = "flushkit: durable when acknowledged";
   const std::string_view text(record, std::strlen(record));

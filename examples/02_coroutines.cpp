@@ -13,6 +13,8 @@
 #include <flushkit/pmem/file_sync_provider.hpp>
 #include <flushkit/pmem/pmem_device.hpp>
 
+#include <boost/system/system_error.hpp>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -31,19 +33,26 @@ namespace {
 constexpr std::string_view record = "flushkit: durable when acknowledged";
 
 asio::awaitable<void> write_then_read(device* dev, std::uint64_t offset, int* failures) {
-  // FUA: resumes once the record is durable (the provider's fdatasync returned).
-  const flushkit::status st =
-      co_await dev->async_write(offset, asio::buffer(record), flushkit::req_flags::fua, asio::use_awaitable);
-  *failures += example::check(!st, "co_await async_write(FUA)");
+  // FUA with the default token: resumes once the record is durable (the
+  // provider's fdatasync returned); a failure would throw system_error.
+  co_await dev->async_write(offset, asio::buffer(record), flushkit::req_flags::fua);
+  *failures += example::check(true, "co_await async_write(FUA)");
 
   char back[record.size()] = {};
-  const flushkit::status rst = co_await dev->async_read(offset, asio::buffer(back), asio::use_awaitable);
-  *failures += example::check(!rst && std::string_view(back, sizeof back) == record, "co_await async_read");
+  co_await dev->async_read(offset, asio::buffer(back));
+  *failures += example::check(std::string_view(back, sizeof back) == record, "co_await async_read");
 
-  // A status is a value, not an exception: a write past the end just says why.
-  const flushkit::status bad = co_await dev->async_write(dev->medium().size(), asio::buffer(record),
-                                                         flushkit::req_flags::fua, asio::use_awaitable);
-  *failures += example::check(bad == flushkit::errc::invalid_request, "write past the end: invalid_request");
+  // A write past the end throws boost::system::system_error with the status...
+  try {
+    co_await dev->async_write(dev->medium().size(), asio::buffer(record), flushkit::req_flags::fua);
+    *failures += example::check(false, "write past the end throws");
+  } catch (const boost::system::system_error& e) {
+    *failures += example::check(e.code() == flushkit::errc::invalid_request, "write past the end throws invalid_request");
+  }
+  // ... or, with as_tuple, hands it over as a value.
+  const auto [bad] = co_await dev->async_write(dev->medium().size(), asio::buffer(record), flushkit::req_flags::fua,
+                                               asio::as_tuple(asio::use_awaitable));
+  *failures += example::check(bad == flushkit::errc::invalid_request, "as_tuple: invalid_request as a value");
 }
 
 } // namespace
@@ -53,9 +62,9 @@ int main() {
   auto medium = pm::backing::file(file.path(), {.size = 1 << 20});
   if (!medium) return example::fail("backing::file", medium.error());
   pm::file_sync_provider provider(*medium);
-  device dev(*medium, {}, provider);
-
   asio::io_context io;
+  device dev(io, *medium, {}, provider);
+
   int failures = 0;
   asio::co_spawn(io, write_then_read(&dev, 4096, &failures), asio::detached);
   io.run();

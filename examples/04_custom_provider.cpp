@@ -76,7 +76,7 @@ int main() {
   asio::thread_pool pool(1);
   pool_executor flusher(pool.get_executor());
   dirty_msync_provider provider(*medium, flusher);
-  pm::pmem_device<flushkit::region<dirty_msync_provider&>> dev(*medium, {}, provider);
+  pm::pmem_device<flushkit::region<dirty_msync_provider&>> dev(pool, *medium, {}, provider);
 
   constexpr std::string_view record = "flushkit: durable when acknowledged";
   int failures = 0;

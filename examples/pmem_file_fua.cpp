@@ -9,6 +9,7 @@
 #include <flushkit/pmem/file_sync_provider.hpp>
 #include <flushkit/pmem/pmem_device.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -47,8 +48,8 @@ asio::awaitable<void> writer_task(device* dev, unsigned writer, int* failures) {
   for (unsigned i = 0; i < records_per_writer; ++i) {
     fill_record(rec, writer, i);
     // FUA: completes once this record is durable (fdatasync of the file).
-    const flushkit::status st = co_await dev->async_write(record_offset(writer, i), asio::buffer(rec),
-                                                          flushkit::req_flags::fua, asio::use_awaitable);
+    const auto [st] = co_await dev->async_write(record_offset(writer, i), asio::buffer(rec),
+                                                flushkit::req_flags::fua, asio::as_tuple(asio::use_awaitable));
     if (st) {
       std::fprintf(stderr, "write failed: %s\n", st.message().c_str());
       ++*failures;
@@ -65,8 +66,8 @@ int write_phase(const char* path) {
   std::printf("mapped %zu bytes, %s\n", medium->size(),
               medium->map_sync() ? "MAP_SYNC (DAX)" : "page cache (fdatasync makes it durable)");
   pm::file_sync_provider provider(*medium, pm::file_sync_mode::fdatasync);
-  device dev(*medium, {}, provider);
   asio::io_context io;
+  device dev(io, *medium, {}, provider);
   int failures = 0;
   for (unsigned w = 0; w < writers; ++w) asio::co_spawn(io, writer_task(&dev, w, &failures), asio::detached);
   io.run();

@@ -15,6 +15,8 @@
 #include <flushkit/testing/volatile_cache.hpp>
 
 #include <array>
+#include <boost/asio/io_context.hpp>
+
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -89,13 +91,14 @@ bool log_is_consistent(std::span<const std::byte> image, std::uint64_t acked) {
 // Runs `trials` power cuts; returns how many broke the invariant.
 int count_broken(bool correct, int trials) {
   ft::volatile_cache cache({8192, 256, 64 * 1024});
+  boost::asio::io_context io; // the devices' executor; raw submit() never uses it
   int broken = 0;
   for (int t = 0; t < trials; ++t) {
     cache.reset();
     const auto seed = static_cast<std::uint64_t>(t);
     std::uint64_t acked = 0;
     {
-      device dev(cache.medium(), {}, cache);
+      device dev(io, cache.medium(), {}, cache);
       acked = append(dev, 1 + seed % max_records, seed * 7 % 97, correct);
       static constexpr std::array<std::size_t, 3> units{8, 64, 512};
       cache.crash(seed % 2 == 0 ? ft::crash_policy::random_subset(seed)

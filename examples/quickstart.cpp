@@ -5,6 +5,7 @@
 // and coroutines that write and then co_await durability.
 #include <flushkit/flushkit.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -16,6 +17,7 @@
 #include <cstdlib>
 #include <fcntl.h>
 #include <string>
+#include <tuple>
 #include <unistd.h>
 
 namespace asio = boost::asio;
@@ -58,8 +60,8 @@ asio::awaitable<void> writer(int fd, region_type* region, int id, int records, i
     if (::pwrite(fd, line.data(), line.size(), at) != static_cast<ssize_t>(line.size())) ++*failures;
     req.prepare(flushkit::req_op::flush, 0, {}, flushkit::req_flags::preflush);
     const flushkit::flush_result r = region->flush(req);
-    const flushkit::status st =
-        r.is_async() ? co_await flushkit::async_wait(req, asio::use_awaitable) : r.sync_status();
+    flushkit::status st = r.sync_status();
+    if (r.is_async()) std::tie(st) = co_await flushkit::async_wait(req, asio::as_tuple(asio::use_awaitable));
     if (st) ++*failures;
   }
 }

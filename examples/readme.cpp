@@ -2,7 +2,7 @@
 //
 // Maps a file as the medium of a pmem device whose region flushes with
 // fdatasync, then writes one record with FUA from a coroutine: the co_await
-// returns only once the record is durable.
+// returns only once the record is durable, and throws if it is not.
 #include <flushkit/core/region.hpp>
 #include <flushkit/pmem/backing.hpp>
 #include <flushkit/pmem/file_sync_provider.hpp>
@@ -10,12 +10,13 @@
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <cstdio>
 #include <cstdlib>
+#include <future>
 #include <string_view>
 
 #include <unistd.h>
@@ -24,24 +25,27 @@ namespace asio = boost::asio;
 namespace pm = flushkit::pmem;
 using device = pm::pmem_device<flushkit::region<pm::file_sync_provider&>>;
 
-asio::awaitable<void> save(device* dev, std::string_view record, flushkit::status* result) {
-  // FUA: the write completes only once the record is durable.
-  *result = co_await dev->async_write(0, asio::buffer(record), flushkit::req_flags::fua, asio::use_awaitable);
+asio::awaitable<void> save(device& dev, std::string_view record) {
+  // FUA: resumes once the record is durable; a failure throws system_error.
+  co_await dev.async_write(0, asio::buffer(record), flushkit::req_flags::fua);
 }
 
 int run(const char* path) {
   auto medium = pm::backing::file(path, {.size = 1 << 20});
   if (!medium) return std::fprintf(stderr, "%s\n", medium.error().message().c_str()), 1;
   pm::file_sync_provider provider(*medium, pm::file_sync_mode::fdatasync);
-  device dev(*medium, {}, provider);
-
   asio::io_context io;
-  flushkit::status result = flushkit::errc::cancelled;
-  asio::co_spawn(io, save(&dev, "hello, durable world", &result), asio::detached);
+  device dev(io, *medium, {}, provider);
+
+  std::future<void> saved = asio::co_spawn(io, save(dev, "hello, durable world"), asio::use_future);
   io.run();
-  std::printf("write: %s, fdatasync calls: %llu\n", result ? result.message().c_str() : "durable",
-              static_cast<unsigned long long>(provider.flushes()));
-  return result ? 1 : 0;
+  try {
+    saved.get(); // rethrows what the coroutine threw
+  } catch (const boost::system::system_error& e) {
+    return std::fprintf(stderr, "write failed: %s\n", e.what()), 1;
+  }
+  std::printf("write: durable, fdatasync calls: %llu\n", static_cast<unsigned long long>(provider.flushes()));
+  return 0;
 }
 
 int main() {

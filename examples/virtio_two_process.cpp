@@ -21,6 +21,7 @@
 #include <flushkit/pmem/file_sync_provider.hpp>
 #include <flushkit/pmem/pmem_device.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -85,8 +86,8 @@ asio::awaitable<flushkit::status> write_records(guest_device* dev, unsigned writ
   std::array<char, record_size> rec{};
   for (unsigned i = 0; i < records_per_writer; ++i) {
     fill_record(rec, writer, i);
-    const flushkit::status st =
-        co_await dev->async_write(record_offset(writer, i), asio::buffer(rec), flushkit::req_flags::fua, asio::use_awaitable);
+    const auto [st] = co_await dev->async_write(record_offset(writer, i), asio::buffer(rec), flushkit::req_flags::fua,
+                                                asio::as_tuple(asio::use_awaitable));
     if (st) co_return st;
   }
   co_return flushkit::status{};
@@ -113,7 +114,7 @@ int run_guest(int transport_fd, const std::string& path, channels ch) {
   std::thread loop([&io] { io.run(); });
   int rc = 0;
   {
-    guest_device dev(backing->bytes(), {}, guest);
+    guest_device dev(io, backing->bytes(), {}, guest);
     std::array<std::future<flushkit::status>, writers> done;
     for (unsigned w = 0; w < writers; ++w) done[w] = asio::co_spawn(io, write_records(&dev, w), asio::use_future);
     for (auto& f : done)

@@ -13,6 +13,9 @@
 
 #include <doctest/doctest.h>
 
+#include <tuple>
+
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -60,7 +63,8 @@ asio::awaitable<void> coroutine_loop(flushkit::region<Provider&>* region, int n,
   for (int i = 0; i < n; ++i) {
     req.prepare(flushkit::req_op::flush, 0, {}, flushkit::req_flags::preflush);
     const flushkit::flush_result r = region->flush(req);
-    const status st = r.is_async() ? co_await flushkit::async_wait(req, asio::use_awaitable) : r.sync_status();
+    status st = r.sync_status();
+    if (r.is_async()) std::tie(st) = co_await flushkit::async_wait(req, asio::as_tuple(asio::use_awaitable));
     if (st) ++*failures;
   }
 }

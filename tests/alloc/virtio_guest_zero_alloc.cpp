@@ -54,7 +54,7 @@ TEST_CASE("virtio-pmem guest: 0 allocations over 100000 FUA writes through pmem_
   auto b = pm::backing::memfd(64 * block);
   REQUIRE(b);
   {
-    device dev(b->bytes(), {}, guest);
+    device dev(io, b->bytes(), {}, guest);
     fua_loop loop(dev);
     const std::size_t allocs = flushkit::test::chain_allocations(io, loop, warmup, measured);
     flushkit::test::report_allocations(allocs, measured);

@@ -66,7 +66,7 @@ TEST_CASE("virtio-pmem guest and host on their own threads: 0 allocations over 1
   auto b = pm::backing::memfd(64 * block);
   REQUIRE(b);
   topology topo(*b);
-  pm::pmem_device<flushkit::region<guest_t&>> dev(b->bytes(), {}, topo.guest());
+  pm::pmem_device<flushkit::region<guest_t&>> dev(topo.guest().get_executor(), b->bytes(), {}, topo.guest());
   const fua_run r = run_chains(dev);
   dev.remove(); // no final flush: the guest is an asynchronous provider
   topo.shutdown();
@@ -84,8 +84,8 @@ TEST_CASE("virtio-pmem guest and host through a coalescer: 0 allocations over 10
   auto b = pm::backing::memfd(64 * block);
   REQUIRE(b);
   topology topo(*b);
-  coalescer_t c(topo.guest());
-  pm::pmem_device<flushkit::region<coalescer_t&>> dev(b->bytes(), {}, c);
+  coalescer_t c(topo.guest().get_executor(), topo.guest());
+  pm::pmem_device<flushkit::region<coalescer_t&>> dev(c.get_executor(), b->bytes(), {}, c);
   const fua_run r = run_chains(dev);
   dev.remove();
   topo.shutdown();

@@ -14,9 +14,19 @@
 
 #include <doctest/doctest.h>
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -87,7 +97,8 @@ TEST_SUITE("coalesce/coalescer") {
 
 TEST_CASE("an idle coalescer issues the backend flush inside flush() with no delay") {
   held_async_provider p;
-  held_coalescer c(p);
+  boost::asio::io_context io;
+  held_coalescer c(io, p);
   tracked a;
   submit(c, a);
   CHECK(p.calls() == 1);
@@ -104,7 +115,8 @@ TEST_CASE("an idle coalescer issues the backend flush inside flush() with no del
 
 TEST_CASE("a synchronous backend completes the request before flush() returns") {
   scripted_sync_provider p;
-  coalescer<scripted_sync_provider&> c(p);
+  boost::asio::io_context io;
+  coalescer<scripted_sync_provider&> c(io, p);
   tracked a;
   const flush_result r = c.flush(a.req);
   CHECK(r.is_async());
@@ -115,7 +127,8 @@ TEST_CASE("a synchronous backend completes the request before flush() returns") 
 
 TEST_CASE("requests arriving during an in-flight flush wait for the next flush") {
   held_async_provider p;
-  held_coalescer c(p);
+  boost::asio::io_context io;
+  held_coalescer c(io, p);
   tracked a, b, d;
   submit(c, a);
   submit(c, b);
@@ -136,7 +149,8 @@ TEST_CASE("requests arriving during an in-flight flush wait for the next flush")
 
 TEST_CASE("64 requests arriving while one flush is held take exactly 2 backend flushes") {
   held_async_provider p;
-  held_coalescer c(p);
+  boost::asio::io_context io;
+  held_coalescer c(io, p);
   tracked first;
   std::vector<tracked> rest(64);
   submit(c, first);
@@ -155,7 +169,8 @@ TEST_CASE("64 requests arriving while one flush is held take exactly 2 backend f
 
 TEST_CASE("64 requests from 64 threads during a blocked synchronous flush take exactly 2 flushes") {
   gated_sync_provider p;
-  coalescer<gated_sync_provider&> c(p);
+  boost::asio::io_context io;
+  coalescer<gated_sync_provider&> c(io, p);
   tracked first;
   std::thread driver([&] { submit(c, first); });
   p.wait_entered();
@@ -183,7 +198,8 @@ TEST_CASE("64 requests from 64 threads during a blocked synchronous flush take e
 
 TEST_CASE("sticky mode: the caller waiting to issue the next synchronous flush is rejected without one") {
   gated_sync_provider p;
-  coalescer<gated_sync_provider&> c(p, coalescer_options{coalesce_error_mode::sticky});
+  boost::asio::io_context io;
+  coalescer<gated_sync_provider&> c(io, p, coalescer_options{coalesce_error_mode::sticky});
   tracked first, b, d;
   std::thread driver([&] { submit(c, first); });
   p.wait_entered();
@@ -208,7 +224,8 @@ TEST_CASE("sticky mode: the caller waiting to issue the next synchronous flush i
 
 TEST_CASE("a write that completes after a flush was issued waits for the next one even if it started first") {
   held_async_provider p;
-  held_coalescer c(p);
+  boost::asio::io_context io;
+  held_coalescer c(io, p);
   tracked a, b; // a is submitted to the medium before b, but b's data completes first
   c.mark_completed(b.req);
   submit(c, b); // flush 1 issued: covers b only
@@ -225,7 +242,8 @@ TEST_CASE("a write that completes after a flush was issued waits for the next on
 
 TEST_CASE("the dm-log-writes order W1 W2 W3 C3 C2 Flush C1 covers W3 and W2 but not W1") {
   held_async_provider p;
-  held_coalescer c(p);
+  boost::asio::io_context io;
+  held_coalescer c(io, p);
   tracked w1, w2, w3, fl(req_flags::preflush, req_op::flush);
   c.mark_completed(w3.req); // C3
   c.mark_completed(w2.req); // C2
@@ -248,7 +266,8 @@ TEST_CASE("the dm-log-writes order W1 W2 W3 C3 C2 Flush C1 covers W3 and W2 but 
 
 TEST_CASE("a request whose flush already completed after its data is answered without a new flush") {
   held_async_provider p;
-  held_coalescer c(p);
+  boost::asio::io_context io;
+  held_coalescer c(io, p);
   tracked a, b;
   c.mark_completed(a.req);
   submit(c, b); // issued after a's data completed
@@ -264,7 +283,8 @@ TEST_CASE("requests of every kind are covered by the same backend flush") {
   // One durability class: a plain write, a PREFLUSH, a FUA write and an empty
   // flush each wait for a full backend flush issued after they arrived.
   held_async_provider p;
-  held_coalescer c(p);
+  boost::asio::io_context io;
+  held_coalescer c(io, p);
   tracked lead;
   tracked kinds[] = {tracked(req_flags::none), tracked(req_flags::preflush), tracked(req_flags::fua),
                      tracked(req_flags::preflush | req_flags::fua),
@@ -280,7 +300,8 @@ TEST_CASE("requests of every kind are covered by the same backend flush") {
 
 TEST_CASE("a flush error reaches exactly the requests that flush covered") {
   held_async_provider p;
-  held_coalescer c(p);
+  boost::asio::io_context io;
+  held_coalescer c(io, p);
   tracked a, a2, a3, b, d;
   c.mark_completed(a2.req);
   c.mark_completed(a3.req);
@@ -306,7 +327,8 @@ TEST_CASE("a flush error reaches exactly the requests that flush covered") {
 
 TEST_CASE("a late request covered by a failed flush gets its error and is never retried into success") {
   held_async_provider p;
-  held_coalescer c(p);
+  boost::asio::io_context io;
+  held_coalescer c(io, p);
   tracked late1, late2, f1, f2, later;
   c.mark_completed(late1.req);
   submit(c, f1);
@@ -327,7 +349,8 @@ TEST_CASE("a late request covered by a failed flush gets its error and is never 
 
 TEST_CASE("a late request behind more failures than the log keeps still gets an error") {
   held_async_provider p;
-  held_coalescer c(p);
+  boost::asio::io_context io;
+  held_coalescer c(io, p);
   tracked early;
   c.mark_completed(early.req);
   for (int i = 0; i < 20; ++i) { // 20 failed flushes: more than the log keeps
@@ -343,7 +366,8 @@ TEST_CASE("a late request behind more failures than the log keeps still gets an 
 
 TEST_CASE("sticky mode fails every later request until reset_error") {
   held_async_provider p;
-  held_coalescer c(p, coalescer_options{coalesce_error_mode::sticky});
+  boost::asio::io_context io;
+  held_coalescer c(io, p, coalescer_options{coalesce_error_mode::sticky});
   tracked durable, a, b, d, e;
   c.mark_completed(durable.req);
   tracked first;
@@ -371,7 +395,8 @@ TEST_CASE("sticky mode fails every later request until reset_error") {
 
 TEST_CASE("region over a coalescer applies the region error policy") {
   held_async_provider p;
-  held_coalescer c(p);
+  boost::asio::io_context io;
+  held_coalescer c(io, p);
   flushkit::region<held_coalescer&> r(c);
   static_assert(flushkit::region<held_coalescer&>::is_async);
   tracked a, b;
@@ -385,7 +410,8 @@ TEST_CASE("region over a coalescer applies the region error policy") {
 
 TEST_CASE("the request-less flush_and_wait is coalesced and reports the backend status") {
   scripted_sync_provider p;
-  coalescer<scripted_sync_provider&> c(p);
+  boost::asio::io_context io;
+  coalescer<scripted_sync_provider&> c(io, p);
   // Only an asynchronous provider: a region or device never blocks in it by surprise.
   static_assert(!flushkit::sync_flush_provider<coalescer<scripted_sync_provider&>>);
   static_assert(flushkit::async_flush_provider<coalescer<scripted_sync_provider&>>);
@@ -398,7 +424,8 @@ TEST_CASE("the request-less flush_and_wait is coalesced and reports the backend 
 
 TEST_CASE("the request-less flush waits for a flush issued after it was called") {
   gated_sync_provider p;
-  coalescer<gated_sync_provider&> c(p);
+  boost::asio::io_context io;
+  coalescer<gated_sync_provider&> c(io, p);
   tracked first;
   std::thread driver([&] { submit(c, first); });
   p.wait_entered();
@@ -415,7 +442,8 @@ TEST_CASE("the request-less flush waits for a flush issued after it was called")
 TEST_CASE("flush_and_wait from a completion of the same coalescer is rejected") {
   flushkit::test::violation_capture violations;
   scripted_sync_provider p;
-  coalescer<scripted_sync_provider&> c(p);
+  boost::asio::io_context io;
+  coalescer<scripted_sync_provider&> c(io, p);
   struct ctx_t {
     coalescer<scripted_sync_provider&>* c;
     status inner;
@@ -444,7 +472,7 @@ TEST_CASE("flush_and_wait on the backend's executor is rejected, from another th
   boost::asio::io_context io;
   flushkit::ordered_executor<io_executor> ex(io.get_executor());
   bound_provider p(ex);
-  coalescer<bound_provider&> c(p);
+  coalescer<bound_provider&> c(io, p);
   status inner{};
   boost::asio::post(ex.get_executor(), [&] { inner = c.flush_and_wait(); });
   io.run();
@@ -466,7 +494,8 @@ TEST_CASE("a coalescer forwards its provider's capabilities") {
   static_assert(flushkit::dirty_tracking<coalescer<vcache&>>);
   static_assert(!flushkit::dirty_tracking<coalescer<scripted_sync_provider&>>);
   vcache cache(flushkit::testing::volatile_cache_options{.size = 4096});
-  coalescer<vcache&> c(cache);
+  boost::asio::io_context io;
+  coalescer<vcache&> c(io, cache);
   CHECK(&std::as_const(c).provider() == &cache);
   c.note_dirty(cache.medium().data() + 64, 128); // as a device does after a data step
   CHECK(cache.pending_writes() == 1);
@@ -485,7 +514,8 @@ TEST_CASE("a backend that completes inside its flush call is handled without rec
       return flush_result::async(r);
     }
   } p;
-  coalescer<inline_provider&> c(p);
+  boost::asio::io_context io;
+  coalescer<inline_provider&> c(io, p);
   struct loop_t {
     coalescer<inline_provider&>* c;
     request req;
@@ -596,7 +626,8 @@ TEST_CASE("stress: pwrite then coalesced fdatasync from 4 threads on a real file
   const int fd = ::open(path.c_str(), O_RDWR);
   REQUIRE(fd >= 0);
   fdatasync_provider p{fd};
-  coalescer<fdatasync_provider&> c(p);
+  boost::asio::io_context io;
+  coalescer<fdatasync_provider&> c(io, p);
   constexpr int threads = 4;
   constexpr int iterations = 400;
   constexpr std::size_t block = 4096;
@@ -644,8 +675,9 @@ TEST_CASE("a pmem device with a coalesced region acknowledges FUA writes from 4 
   REQUIRE(b);
   // Plugging the coalescer in: provider -> coalescer -> region -> device.
   pm::file_sync_provider fsync_provider(*b, pm::file_sync_mode::fdatasync);
-  coalescer<pm::file_sync_provider&> group(fsync_provider);
-  pm::pmem_device<flushkit::region<coalescer<pm::file_sync_provider&>&>> dev(*b, {}, group);
+  boost::asio::io_context io;
+  coalescer<pm::file_sync_provider&> group(io, fsync_provider);
+  pm::pmem_device<flushkit::region<coalescer<pm::file_sync_provider&>&>> dev(io, *b, {}, group);
 
   std::vector<worker> workers(threads);
   std::vector<std::thread> pool;
@@ -683,7 +715,8 @@ TEST_CASE("a pmem device with a coalesced region acknowledges FUA writes from 4 
 
 TEST_CASE("with a synchronous backend no flush(req) call issues more than one backend flush") {
   marking_provider p;
-  coalescer<marking_provider&> c(p);
+  boost::asio::io_context io;
+  coalescer<marking_provider&> c(io, p);
   p.c = &c;
   constexpr int threads = 4;
   constexpr int iterations = 150;
@@ -729,7 +762,7 @@ TEST_CASE("stress: an asynchronous backend completing on its own thread") {
   auto guard = boost::asio::make_work_guard(io);
   flushkit::ordered_executor<> ex(io.get_executor());
   flushkit::test::executor_provider<boost::asio::io_context::executor_type> p(ex);
-  coalescer<decltype(p)&> c(p);
+  coalescer<decltype(p)&> c(io, p);
   std::thread backend([&io] { io.run(); });
   constexpr int threads = 4;
   constexpr int iterations = 2000;
@@ -767,7 +800,8 @@ TEST_CASE("a synchronous backend that throws fails its batch with io_error and t
     }
   };
   throwing_once backend;
-  coalescer<throwing_once&> c(backend);
+  boost::asio::io_context io;
+  coalescer<throwing_once&> c(io, backend);
   tracked first;
   submit(c, first);
   CHECK(first.failed_with(errc::io_error));
@@ -777,6 +811,113 @@ TEST_CASE("a synchronous backend that throws fails its batch with io_error and t
   CHECK(c.flush_and_wait() == status{});
   CHECK(backend.calls == 3);
   CHECK(c.stats().flushes_failed == 1);
+}
+
+} // TEST_SUITE
+
+// ---------------------------------------------------------------------------
+// The request-less asynchronous flush (the coalescer as an Asio I/O object).
+
+TEST_SUITE("coalesce/coalescer") {
+
+TEST_CASE("async_flush completes on the coalescer's executor with the covering flush's status") {
+  boost::asio::io_context io;
+  held_async_provider p;
+  held_coalescer c(io, p);
+  CHECK(c.get_executor() == boost::asio::any_io_executor(io.get_executor()));
+  int calls = 0;
+  status got = errc::timeout;
+  c.async_flush([&](const status& st) {
+    ++calls;
+    got = st;
+  });
+  CHECK(p.calls() == 1); // an idle coalescer issues the backend flush inside the call
+  CHECK(calls == 0);
+  CHECK(p.release(errc::io_error));
+  CHECK(calls == 0); // never on the completing thread: on the coalescer's executor
+  io.run();
+  CHECK(calls == 1);
+  CHECK(got == errc::io_error);
+  CHECK(c.stats().requests_completed == 1);
+}
+
+TEST_CASE("async_flush over a synchronous backend posts its result: never inside the call") {
+  boost::asio::io_context io;
+  scripted_sync_provider p;
+  coalescer<scripted_sync_provider&> c(io, p);
+  int calls = 0;
+  status got = errc::timeout;
+  c.async_flush([&](const status& st) {
+    ++calls;
+    got = st;
+  });
+  CHECK(p.calls == 1); // the backend flush ran on the calling thread
+  CHECK(calls == 0);
+  io.run();
+  CHECK(calls == 1);
+  CHECK(got == status{});
+}
+
+TEST_CASE("async_flush in a coroutine: use_awaitable throws a failure, as_tuple returns it") {
+  boost::asio::io_context io;
+  scripted_sync_provider p;
+  coalescer<scripted_sync_provider&> c(io, p);
+  status thrown{}, returned{}, deferred_thrown{};
+  bool finished = false;
+  boost::asio::co_spawn(
+      io,
+      [&]() -> boost::asio::awaitable<void> {
+        co_await c.async_flush(boost::asio::use_awaitable); // success: returns
+        p.next = errc::no_space;
+        try {
+          co_await c.async_flush(boost::asio::use_awaitable);
+        } catch (const boost::system::system_error& e) {
+          thrown = e.code();
+        }
+        p.next = errc::io_error;
+        const auto [st] = co_await c.async_flush(boost::asio::as_tuple(boost::asio::use_awaitable));
+        returned = st;
+        try {
+          co_await c.async_flush(); // the default token: deferred
+        } catch (const boost::system::system_error& e) {
+          deferred_thrown = e.code();
+        }
+        p.next = status{};
+        co_await c.async_flush();
+        finished = true;
+      },
+      boost::asio::detached);
+  io.run();
+  CHECK(finished);
+  CHECK(thrown == errc::no_space);
+  CHECK(returned == errc::io_error);
+  CHECK(deferred_thrown == errc::io_error);
+  CHECK(p.calls == 5);
+}
+
+TEST_CASE("async_flush: terminal cancellation delivers operation_aborted and the request still joins its flush") {
+  boost::asio::io_context io;
+  held_async_provider p;
+  held_coalescer c(io, p);
+  boost::asio::cancellation_signal sig;
+  int calls = 0;
+  status got{};
+  c.async_flush(boost::asio::bind_cancellation_slot(sig.slot(), [&](const status& st) {
+    ++calls;
+    got = st;
+  }));
+  REQUIRE(p.calls() == 1);
+  sig.emit(boost::asio::cancellation_type::terminal);
+  CHECK(calls == 0); // posted
+  io.run();
+  CHECK(calls == 1);
+  CHECK(got == boost::asio::error::operation_aborted);
+  CHECK(c.stats().requests_completed == 0); // the internal request is still in its flush
+  CHECK(p.release());
+  io.restart();
+  io.run();
+  CHECK(calls == 1); // the handler ran once
+  CHECK(c.stats().requests_completed == 1);
 }
 
 } // TEST_SUITE

@@ -11,6 +11,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <atomic>
 #include <future>
@@ -26,12 +27,23 @@ using flushkit::status;
 
 namespace {
 
+// use_awaitable: success returns, failure throws boost::system::system_error.
 asio::awaitable<void> await_use_awaitable(request& req, status* out) {
-  *out = co_await flushkit::async_wait(req, asio::use_awaitable);
+  try {
+    co_await flushkit::async_wait(req, asio::use_awaitable);
+    *out = status{};
+  } catch (const boost::system::system_error& e) {
+    *out = e.code();
+  }
 }
 
 asio::awaitable<void> await_deferred(request& req, status* out) {
-  *out = co_await flushkit::async_wait(req, asio::deferred);
+  try {
+    co_await flushkit::async_wait(req, asio::deferred);
+    *out = status{};
+  } catch (const boost::system::system_error& e) {
+    *out = e.code();
+  }
 }
 
 asio::awaitable<void> await_as_tuple(request& req, status* out) {
@@ -86,8 +98,9 @@ TEST_CASE("a wait started after completion is posted and not run inline") {
   CHECK(calls == 1);
 }
 
-TEST_CASE("use_awaitable resumes the coroutine with the status") {
+TEST_CASE("use_awaitable throws the failure as boost::system::system_error and returns on success") {
   CHECK(awaited_status(&await_use_awaitable, errc::timeout) == errc::timeout);
+  CHECK_FALSE(awaited_status(&await_use_awaitable, {}));
 }
 
 TEST_CASE("deferred operations can be awaited") {
@@ -101,9 +114,14 @@ TEST_CASE("as_tuple delivers the status as a tuple element") {
 TEST_CASE("use_future yields the status through a std::future") {
   asio::thread_pool pool(1);
   request req(req_op::flush, 0, {});
-  std::future<status> f = flushkit::async_wait(req, pool.get_executor(), asio::use_future);
+  std::future<void> f = flushkit::async_wait(req, pool.get_executor(), asio::use_future);
   std::thread completer([&] { req.complete(errc::device_broken); });
-  CHECK(f.get() == errc::device_broken);
+  try {
+    f.get();
+    FAIL("a failed wait must throw from the future");
+  } catch (const boost::system::system_error& e) {
+    CHECK(e.code() == errc::device_broken);
+  }
   completer.join();
   pool.join();
 }
@@ -172,7 +190,7 @@ TEST_CASE("a coroutine awaiting a request completed on a pool thread resumes on 
   asio::co_spawn(
       io,
       [&]() -> asio::awaitable<void> {
-        seen = co_await flushkit::async_wait(req, asio::use_awaitable);
+        std::tie(seen) = co_await flushkit::async_wait(req, asio::as_tuple(asio::use_awaitable));
         resumed_on = std::this_thread::get_id();
       },
       asio::detached);

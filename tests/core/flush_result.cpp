@@ -7,6 +7,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <utility>
 
@@ -20,7 +21,12 @@ using flushkit::status;
 namespace {
 
 asio::awaitable<void> await_handle(flushkit::async_completion handle, status* out) {
-  *out = co_await std::move(handle);
+  try {
+    co_await std::move(handle);
+    *out = status{};
+  } catch (const boost::system::system_error& e) {
+    *out = e.code();
+  }
 }
 
 } // namespace

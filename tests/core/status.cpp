@@ -2,6 +2,10 @@
 
 #include <doctest/doctest.h>
 
+#include <boost/asio/error.hpp>
+#include <boost/system/errc.hpp>
+#include <boost/system/system_error.hpp>
+
 #include <cerrno>
 #include <future>
 #include <system_error>
@@ -57,6 +61,48 @@ TEST_CASE("flushkit values compare equal to the portable std::errc conditions") 
   CHECK(status{errc::timeout} == std::errc::timed_out);
   CHECK(status{errc::cancelled} == std::errc::operation_canceled);
   CHECK(status{errc::io_error} != std::errc::timed_out);
+}
+
+TEST_CASE("status is boost::system::error_code and compares with Boost and standard conditions alike") {
+  static_assert(std::is_same_v<status, boost::system::error_code>);
+  const status st = errc::io_error;
+  CHECK(st == boost::system::errc::io_error);
+  CHECK(st == std::errc::io_error);
+  CHECK(st != boost::system::errc::timed_out);
+  CHECK(status{errc::invalid_request} == boost::system::errc::invalid_argument);
+  CHECK(status{errc::invalid_request} == std::errc::invalid_argument);
+}
+
+TEST_CASE("a status converts to std::error_code keeping its category and conditions") {
+  const std::error_code sc = status{errc::timeout};
+  CHECK(std::string(sc.category().name()) == "flushkit");
+  CHECK(sc == std::errc::timed_out);
+  CHECK(sc == errc::timeout);
+  const std::error_code direct = errc::no_space; // through std::is_error_code_enum
+  CHECK(direct == std::errc::no_space_on_device);
+  CHECK(direct == status{errc::no_space});
+}
+
+TEST_CASE("a std::error_code from a provider converts to status and keeps its errno") {
+  const status st = std::error_code(EROFS, std::generic_category());
+  CHECK(st == std::errc::read_only_file_system);
+  CHECK(flushkit::to_errno(st) == EROFS);
+  CHECK(flushkit::to_errno(status(EROFS, boost::system::generic_category())) == EROFS);
+  CHECK(flushkit::to_errno(status(EROFS, boost::system::system_category())) == EROFS);
+}
+
+TEST_CASE("a cancelled waiter's operation_aborted is the portable operation_canceled condition") {
+  const status aborted = boost::asio::error::operation_aborted;
+  CHECK(aborted == std::errc::operation_canceled);
+  CHECK(aborted == boost::system::errc::operation_canceled);
+  CHECK(status{errc::cancelled} == std::errc::operation_canceled);
+  CHECK(status{errc::cancelled} != aborted); // different codes, same condition
+}
+
+TEST_CASE("system_error carries a flushkit status and its message") {
+  const boost::system::system_error e(errc::io_error);
+  CHECK(e.code() == errc::io_error);
+  CHECK(std::string(e.what()).find("input/output error") != std::string::npos);
 }
 
 } // TEST_SUITE

@@ -1,6 +1,7 @@
 #include <flushkit/pmem/pmem_device.hpp>
 
 #include <flushkit/coalesce/coalescer.hpp>
+#include <flushkit/core/buffers.hpp>
 #include <flushkit/pmem/backing.hpp>
 #include <flushkit/pmem/cacheline_provider.hpp>
 #include <flushkit/pmem/file_sync_provider.hpp>
@@ -10,6 +11,7 @@
 
 #include "support/pmem_support.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -24,6 +26,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 namespace fk = flushkit;
@@ -89,11 +92,12 @@ struct counting_clear {
 TEST_SUITE("pmem/pmem_device") {
 
 TEST_CASE_TEMPLATE("scenario 1: failed PREFLUSH leaves the medium unchanged and skips FUA", K, FK_BACKINGS) {
+  boost::asio::io_context io; // the I/O objects' executor (only submit() is used here)
   test_medium<K::value> m(medium_size);
   REQUIRE(m.ok());
   fk::test::sequenced_sync_provider p;
   p.script.then(code(errc::io_error));
-  sync_device dev(m.bytes(), {}, p);
+  sync_device dev(io, m.bytes(), {}, p);
   const auto before = m.medium_now();
   auto data = pattern(4096, 1);
   const fk::segment s = seg_of(data);
@@ -103,12 +107,13 @@ TEST_CASE_TEMPLATE("scenario 1: failed PREFLUSH leaves the medium unchanged and 
 }
 
 TEST_CASE_TEMPLATE("scenario 2: FUA failure fails the request but the data is on the medium", K, FK_BACKINGS) {
+  boost::asio::io_context io; // the I/O objects' executor (only submit() is used here)
   test_medium<K::value> m(medium_size);
   REQUIRE(m.ok());
   fk::test::sequenced_sync_provider p;
   p.script.then({});
   p.script.then(code(errc::timeout)); // any provider error becomes io_error
-  sync_device dev(m.bytes(), {}, p);
+  sync_device dev(io, m.bytes(), {}, p);
   const auto before = m.medium_now();
   auto data = pattern(1000, 2);
   const fk::segment s = seg_of(data);
@@ -124,10 +129,11 @@ TEST_CASE("scenario 3: a successful FUA never masks a failed PREFLUSH (sync and 
   const fk::segment s = seg_of(data);
   const auto before = m.medium_now();
   {
+    boost::asio::io_context io;
     fk::test::sequenced_sync_provider p;
     p.script.then(code(errc::io_error));
     p.script.then({});
-    sync_device dev(m.bytes(), {}, p);
+    sync_device dev(io, m.bytes(), {}, p);
     CHECK(run(dev, req_op::write, 0, {&s, 1}, pf | fua) == errc::io_error);
     CHECK(p.script.flushes() == 1);
   }
@@ -136,7 +142,7 @@ TEST_CASE("scenario 3: a successful FUA never masks a failed PREFLUSH (sync and 
     fk::test::sequenced_async_provider p(io);
     p.script.then(code(errc::io_error));
     p.script.then({});
-    async_device dev(m.bytes(), {}, p);
+    async_device dev(io, m.bytes(), {}, p);
     fk::request req(req_op::write, 0, {&s, 1}, pf | fua);
     dev.submit(req);
     CHECK_FALSE(req.completed());
@@ -149,10 +155,11 @@ TEST_CASE("scenario 3: a successful FUA never masks a failed PREFLUSH (sync and 
 }
 
 TEST_CASE_TEMPLATE("scenario 4: a write over a badblock clears poison then writes and notifies", K, FK_BACKINGS) {
+  boost::asio::io_context io; // the I/O objects' executor (only submit() is used here)
   test_medium<K::value> m(medium_size);
   REQUIRE(m.ok());
   fk::test::sequenced_sync_provider p;
-  sync_device dev(m.bytes(), {}, p);
+  sync_device dev(io, m.bytes(), {}, p);
   counting_clear clear;
   dev.set_clear_poison(&counting_clear::fn, &clear);
   REQUIRE_FALSE(dev.bad_blocks().add(4, 2)); // bytes 2048..3071
@@ -176,10 +183,11 @@ TEST_CASE_TEMPLATE("scenario 4: a write over a badblock clears poison then write
 }
 
 TEST_CASE_TEMPLATE("scenario 5: partial or failed poison clear fails the write without writing", K, FK_BACKINGS) {
+  boost::asio::io_context io; // the I/O objects' executor (only submit() is used here)
   test_medium<K::value> m(medium_size);
   REQUIRE(m.ok());
   fk::test::sequenced_sync_provider p;
-  sync_device dev(m.bytes(), {}, p);
+  sync_device dev(io, m.bytes(), {}, p);
   counting_clear clear;
   dev.set_clear_poison(&counting_clear::fn, &clear);
   REQUIRE_FALSE(dev.bad_blocks().add(8, 2)); // bytes 4096..5119
@@ -206,11 +214,12 @@ TEST_CASE_TEMPLATE("scenario 5: partial or failed poison clear fails the write w
 }
 
 TEST_CASE_TEMPLATE("scenario 6: a read overlapping a badblock fails and clears nothing", K, FK_BACKINGS) {
+  boost::asio::io_context io; // the I/O objects' executor (only submit() is used here)
   test_medium<K::value> m(medium_size);
   REQUIRE(m.ok());
   std::memset(m.bytes().data(), 0x5a, medium_size);
   fk::test::sequenced_sync_provider p;
-  sync_device dev(m.bytes(), {}, p);
+  sync_device dev(io, m.bytes(), {}, p);
   counting_clear clear;
   dev.set_clear_poison(&counting_clear::fn, &clear);
   REQUIRE_FALSE(dev.bad_blocks().add(3, 1)); // bytes 1536..2047
@@ -227,10 +236,11 @@ TEST_CASE_TEMPLATE("scenario 6: a read overlapping a badblock fails and clears n
 }
 
 TEST_CASE_TEMPLATE("scenario 7: a machine-check copy failure on read gives io_error", K, FK_BACKINGS) {
+  boost::asio::io_context io; // the I/O objects' executor (only submit() is used here)
   test_medium<K::value> m(medium_size);
   REQUIRE(m.ok());
   fk::test::sequenced_sync_provider p;
-  sync_device dev(m.bytes(), {}, p);
+  sync_device dev(io, m.bytes(), {}, p);
   // Model: the copy stops 100 bytes short, as copy_mc_to_kernel does on a poisoned line.
   dev.set_copy_mc(
       [](void*, void* dst, const void* src, std::size_t len) -> std::size_t {
@@ -245,10 +255,11 @@ TEST_CASE_TEMPLATE("scenario 7: a machine-check copy failure on read gives io_er
 }
 
 TEST_CASE_TEMPLATE("scenario 8: a failing segment stops the loop and skips FUA", K, FK_BACKINGS) {
+  boost::asio::io_context io; // the I/O objects' executor (only submit() is used here)
   test_medium<K::value> m(medium_size);
   REQUIRE(m.ok());
   fk::test::sequenced_sync_provider p;
-  sync_device dev(m.bytes(), {}, p);
+  sync_device dev(io, m.bytes(), {}, p);
   const auto before = m.medium_now();
   auto a = pattern(512, 8), b = pattern(512, 9), c = pattern(512, 10);
   const std::array<fk::segment, 3> segs{seg_of(a), seg_of(b), seg_of(c)};
@@ -269,10 +280,11 @@ TEST_CASE_TEMPLATE("scenario 8: a failing segment stops the loop and skips FUA",
 }
 
 TEST_CASE_TEMPLATE("scenario 9: an empty PREFLUSH issues exactly one provider flush", K, FK_BACKINGS) {
+  boost::asio::io_context io; // the I/O objects' executor (only submit() is used here)
   test_medium<K::value> m(medium_size);
   REQUIRE(m.ok());
   fk::test::sequenced_sync_provider p;
-  sync_device dev(m.bytes(), {}, p);
+  sync_device dev(io, m.bytes(), {}, p);
   const auto before = m.medium_now();
   CHECK(run(dev, req_op::flush, 0, {}, pf) == fk::status{});
   CHECK(p.script.flushes() == 1);
@@ -290,7 +302,7 @@ TEST_CASE("scenario 10: FUA with an async provider completes exactly once after 
   REQUIRE(m.ok());
   boost::asio::io_context io;
   fk::test::sequenced_async_provider p(io);
-  async_device dev(m.bytes(), {}, p);
+  async_device dev(io, m.bytes(), {}, p);
   auto data = pattern(512, 10);
   const fk::segment s = seg_of(data);
   struct counter_t {
@@ -329,7 +341,7 @@ TEST_CASE("scenario 11: an async provider without a work item gives no_memory") 
   boost::asio::io_context io;
   fk::test::sequenced_async_provider p(io);
   p.fail_allocation = true;
-  async_device dev(m.bytes(), {}, p);
+  async_device dev(io, m.bytes(), {}, p);
   auto data = pattern(512, 11);
   const fk::segment s = seg_of(data);
   const auto before = m.medium_now();
@@ -347,13 +359,14 @@ TEST_CASE("scenario 11: an async provider without a work item gives no_memory") 
 }
 
 TEST_CASE_TEMPLATE("scenario 12: no write cache strips PREFLUSH and FUA", K, FK_BACKINGS) {
+  boost::asio::io_context io; // the I/O objects' executor (only submit() is used here)
   test_medium<K::value> m(medium_size);
   REQUIRE(m.ok());
   fk::test::sequenced_sync_provider p;
   p.script.then(code(errc::io_error)); // would fail if it were called
   // Over a file, stripping flushes acknowledges without syncing: only the
   // explicit opt-out allows it (the refusal itself is tested below).
-  sync_device dev(m.bytes(), {.write_cache = false, .unsafe_acknowledge_volatile = true}, p);
+  sync_device dev(io, m.bytes(), {.write_cache = false, .unsafe_acknowledge_volatile = true}, p);
   const auto before = m.medium_now();
   CHECK(run(dev, req_op::flush, 0, {}, pf) == fk::status{});
   CHECK(run(dev, req_op::write, 0, {}, pf | fua) == fk::status{});
@@ -365,10 +378,11 @@ TEST_CASE_TEMPLATE("scenario 12: no write cache strips PREFLUSH and FUA", K, FK_
 }
 
 TEST_CASE_TEMPLATE("scenario 13: PREFLUSH or FUA on a read is invalid_request", K, FK_BACKINGS) {
+  boost::asio::io_context io; // the I/O objects' executor (only submit() is used here)
   test_medium<K::value> m(medium_size);
   REQUIRE(m.ok());
   fk::test::sequenced_sync_provider p;
-  sync_device dev(m.bytes(), {}, p);
+  sync_device dev(io, m.bytes(), {}, p);
   std::vector<std::byte> buf(512, std::byte{0x11});
   const fk::segment s = seg_of(buf);
   for (req_flags f : {pf, fua, pf | fua}) CHECK(run(dev, req_op::read, 0, {&s, 1}, f) == errc::invalid_request);
@@ -377,12 +391,13 @@ TEST_CASE_TEMPLATE("scenario 13: PREFLUSH or FUA on a read is invalid_request", 
 }
 
 TEST_CASE("scenario 14: remove performs one final flush and ignores its error") {
+  boost::asio::io_context io; // the I/O objects' executor (only submit() is used here)
   test_medium<pm::backing_kind::memfd> m(medium_size);
   REQUIRE(m.ok());
   fk::test::sequenced_sync_provider p;
   p.script.then(code(errc::io_error));
   {
-    sync_device dev(m.bytes(), {}, p);
+    sync_device dev(io, m.bytes(), {}, p);
     dev.remove();
     CHECK(dev.removed());
     CHECK(p.script.flushes() == 1);
@@ -392,17 +407,18 @@ TEST_CASE("scenario 14: remove performs one final flush and ignores its error") 
   }
   CHECK(p.script.flushes() == 1); // the destructor does not flush again
   {
-    sync_device dev(m.bytes(), {}, p);
+    sync_device dev(io, m.bytes(), {}, p);
   }
   CHECK(p.script.flushes() == 2); // the destructor runs remove()
 }
 
 TEST_CASE("scenario 15: the hint provider writes each unique DIMM hint once and always succeeds") {
+  boost::asio::io_context io; // the I/O objects' executor (only submit() is used here)
   std::array<std::uint64_t, 3> words{};
   std::array<std::uint64_t*, 5> dimms{&words[0], &words[1], &words[0], nullptr, &words[2]};
   test_medium<pm::backing_kind::anonymous> m(medium_size);
   REQUIRE(m.ok());
-  pm::pmem_device<fk::region<pm::hint_provider>> dev(m.bytes(), {}, std::in_place, dimms);
+  pm::pmem_device<fk::region<pm::hint_provider>> dev(io, m.bytes(), {}, std::in_place, dimms);
   CHECK(dev.region().provider().unique_hints() == 3);
   auto data = pattern(64, 15);
   const fk::segment s = seg_of(data);
@@ -410,20 +426,21 @@ TEST_CASE("scenario 15: the hint provider writes each unique DIMM hint once and 
   CHECK(dev.region().provider().hint_writes() == 6); // two flushes x three unique hints
   CHECK(words == std::array<std::uint64_t, 3>{1, 1, 1});
 
-  pm::pmem_device<fk::region<pm::hint_provider>> none(m.bytes(), {}, std::in_place,
+  pm::pmem_device<fk::region<pm::hint_provider>> none(io, m.bytes(), {}, std::in_place,
                                                       std::span<std::uint64_t* const>{});
   CHECK(run(none, req_op::flush, 0, {}, pf) == fk::status{});
   CHECK(none.region().provider().hint_writes() == 0);
 }
 
 TEST_CASE("flush counts: PREFLUSH+data+FUA is two, dataless PREFLUSH is one, no cache is zero") {
+  boost::asio::io_context io; // the I/O objects' executor (only submit() is used here)
   test_medium<pm::backing_kind::anonymous> m(medium_size);
   REQUIRE(m.ok());
   auto data = pattern(256, 16);
   const fk::segment s = seg_of(data);
   fk::test::sequenced_sync_provider p;
   {
-    sync_device dev(m.bytes(), {}, p);
+    sync_device dev(io, m.bytes(), {}, p);
     p.script.probe(m.bytes().data() + 512);
     CHECK(run(dev, req_op::write, 512, {&s, 1}, pf | fua) == fk::status{});
     CHECK(p.script.flushes() == 2);
@@ -436,16 +453,17 @@ TEST_CASE("flush counts: PREFLUSH+data+FUA is two, dataless PREFLUSH is one, no 
     dev.remove();
   }
   fk::test::sequenced_sync_provider q;
-  sync_device nocache(m.bytes(), {.write_cache = false}, q);
+  sync_device nocache(io, m.bytes(), {.write_cache = false}, q);
   CHECK(run(nocache, req_op::write, 0, {&s, 1}, pf | fua) == fk::status{});
   CHECK(run(nocache, req_op::flush, 0, {}, pf) == fk::status{});
   CHECK(q.script.flushes() == 0);
 }
 
 TEST_CASE("the cache-line provider writes back only the lines the data step dirtied") {
+  boost::asio::io_context io; // the I/O objects' executor (only submit() is used here)
   test_medium<pm::backing_kind::anonymous> m(medium_size);
   REQUIRE(m.ok());
-  pm::pmem_device<fk::region<pm::cacheline_provider<>>> dev(m.bytes(), {}, std::in_place);
+  pm::pmem_device<fk::region<pm::cacheline_provider<>>> dev(io, m.bytes(), {}, std::in_place);
   auto data = pattern(130, 17); // page-aligned medium: bytes 64..193 cover lines 1..3
   const fk::segment s = seg_of(data);
   CHECK(run(dev, req_op::write, 64, {&s, 1}, fua) == fk::status{});
@@ -460,7 +478,7 @@ TEST_CASE_TEMPLATE("async_write async_read and async_flush with use_awaitable", 
   REQUIRE(m.ok());
   boost::asio::io_context io;
   fk::test::sequenced_async_provider p(io);
-  async_device dev(m.bytes(), {}, p);
+  async_device dev(io, m.bytes(), {}, p);
   const auto before = m.medium_now();
   auto a = pattern(300, 20), b = pattern(200, 21);
   struct results_t {
@@ -471,12 +489,16 @@ TEST_CASE_TEMPLATE("async_write async_read and async_flush with use_awaitable", 
   res.back.resize(500);
   auto body = [](async_device& d, std::vector<std::byte>& x, std::vector<std::byte>& y,
                  results_t& out) -> boost::asio::awaitable<void> {
+    const auto tuple_token = boost::asio::as_tuple(boost::asio::use_awaitable);
     const std::array<boost::asio::const_buffer, 2> two{boost::asio::buffer(x), boost::asio::buffer(y)};
-    out.w = co_await d.async_write(4096, two, pf | fua, boost::asio::use_awaitable);
-    out.r = co_await d.async_read(4096, boost::asio::buffer(out.back), boost::asio::use_awaitable);
-    out.f = co_await d.async_flush(boost::asio::use_awaitable);
-    std::array<boost::asio::const_buffer, pm::detail::max_io_segments + 1> many{};
-    out.too_many = co_await d.async_write(0, many, fua, boost::asio::use_awaitable);
+    std::tie(out.w) = co_await d.async_write(4096, two, pf | fua, tuple_token);
+    std::tie(out.r) = co_await d.async_read(4096, boost::asio::buffer(out.back), tuple_token);
+    std::tie(out.f) = co_await d.async_flush(tuple_token);
+    // A sequence whose type fixes a length above max_io_buffers does not
+    // compile; one whose length only its value knows is invalid_request.
+    static_assert(!fk::const_buffers<std::array<boost::asio::const_buffer, fk::max_io_buffers + 1>>);
+    const std::vector<boost::asio::const_buffer> many(fk::max_io_buffers + 1);
+    std::tie(out.too_many) = co_await d.async_write(0, many, fua, tuple_token);
     out.done = true;
   };
   boost::asio::co_spawn(io, body(dev, a, b, res), boost::asio::detached);
@@ -499,7 +521,7 @@ TEST_CASE("async_write with a callback token and a synchronous provider never co
   boost::asio::io_context io;
   fk::test::sequenced_sync_provider p;
   p.script.then(code(errc::io_error));
-  sync_device dev(m.bytes(), {}, p);
+  sync_device dev(io, m.bytes(), {}, p);
   auto data = pattern(64, 22);
   int calls = 0;
   fk::status got;
@@ -522,7 +544,7 @@ TEST_CASE("concurrent FUA writes from threads with an async provider complete ex
     boost::asio::io_context io;
     auto guard = boost::asio::make_work_guard(io);
     fk::test::sequenced_async_provider p(io);
-    async_device dev(m.bytes(), {}, p);
+    async_device dev(io, m.bytes(), {}, p);
     std::atomic<int> completions{0}, failures{0};
     std::thread runner([&] { io.run(); });
     std::vector<std::thread> submitters;
@@ -581,11 +603,12 @@ template <class Device> fk::status fua_write(Device& dev) {
 } // namespace
 
 TEST_CASE("a page-cache file without a write cache is refused: FUA would never sync") {
+  boost::asio::io_context io; // the I/O objects' executor (only submit() is used here)
   test_medium<pm::backing_kind::file> m(medium_size);
   REQUIRE(m.ok());
   REQUIRE(m.backing().persistence_mode() == pm::persistence::page_cache);
   pm::file_sync_provider p(m.backing());
-  pm::pmem_device<fk::region<pm::file_sync_provider&>> dev(m.backing(), {.write_cache = false}, p);
+  pm::pmem_device<fk::region<pm::file_sync_provider&>> dev(io, m.backing(), {.write_cache = false}, p);
   CHECK(dev.error() == errc::invalid_request);
   REQUIRE(dev.error_reason() != nullptr);
   CHECK(std::string(dev.error_reason()).find("write_cache") != std::string::npos);
@@ -595,18 +618,19 @@ TEST_CASE("a page-cache file without a write cache is refused: FUA would never s
 
   // Also with a provider that says nothing about itself: the medium decides.
   fk::test::sequenced_sync_provider q;
-  sync_device quiet(m.backing(), {.write_cache = false}, q);
+  sync_device quiet(io, m.backing(), {.write_cache = false}, q);
   CHECK(quiet.error() == errc::invalid_request);
   // And over a plain span, the device asks the kernel what the mapping is.
-  sync_device span_dev(m.bytes(), {.write_cache = false}, q);
+  sync_device span_dev(io, m.bytes(), {.write_cache = false}, q);
   CHECK(span_dev.error() == errc::invalid_request);
 }
 
 TEST_CASE_TEMPLATE("a device over a plain span learns the medium's persistence from the mapping", K, FK_BACKINGS) {
+  boost::asio::io_context io; // the I/O objects' executor (only submit() is used here)
   test_medium<K::value> m(medium_size);
   REQUIRE(m.ok());
   CHECK(pm::persistence_of(m.bytes()) == m.backing().persistence_mode());
-  pm::pmem_device<fk::region<pm::cacheline_provider<>>> dev(m.bytes(), {}, std::in_place);
+  pm::pmem_device<fk::region<pm::cacheline_provider<>>> dev(io, m.bytes(), {}, std::in_place);
   CHECK(dev.options().medium == m.backing().persistence_mode());
   const bool refused = m.backing().persistence_mode() == pm::persistence::page_cache;
   CHECK(static_cast<bool>(dev.error()) == (refused || static_cast<bool>(dev.region().provider().usable())));
@@ -616,9 +640,10 @@ TEST_CASE_TEMPLATE("a device over a plain span learns the medium's persistence f
 }
 
 TEST_CASE("cache-line write-back over a page-cache file is refused") {
+  boost::asio::io_context io; // the I/O objects' executor (only submit() is used here)
   test_medium<pm::backing_kind::file> m(medium_size);
   REQUIRE(m.ok());
-  pm::pmem_device<fk::region<pm::cacheline_provider<>>> dev(m.backing(), {}, std::in_place);
+  pm::pmem_device<fk::region<pm::cacheline_provider<>>> dev(io, m.backing(), {}, std::in_place);
   CHECK(dev.error() == errc::invalid_request);
   CHECK(std::string(dev.error_reason()).find("file_sync_provider") != std::string::npos);
   CHECK(fua_write(dev) == errc::invalid_request);
@@ -626,31 +651,35 @@ TEST_CASE("cache-line write-back over a page-cache file is refused") {
 }
 
 TEST_CASE("the refusal sees through wrappers: a coalescer over cache-line write-back on a file") {
+  boost::asio::io_context io; // the I/O objects' executor (only submit() is used here)
   test_medium<pm::backing_kind::file> m(medium_size);
   REQUIRE(m.ok());
   pm::cacheline_provider<> lines;
-  fk::coalescer<pm::cacheline_provider<>&> c(lines);
-  pm::pmem_device<fk::region<fk::coalescer<pm::cacheline_provider<>&>&>> dev(m.backing(), {}, c);
+  fk::coalescer<pm::cacheline_provider<>&> c(io, lines);
+  pm::pmem_device<fk::region<fk::coalescer<pm::cacheline_provider<>&>&>> dev(io, m.backing(), {}, c);
   CHECK(dev.error() == errc::invalid_request);
   CHECK(fua_write(dev) == errc::invalid_request);
 }
 
 TEST_CASE("a provider that makes nothing durable over a file is refused, over anonymous memory accepted") {
+  boost::asio::io_context io; // the I/O objects' executor (only submit() is used here)
   test_medium<pm::backing_kind::file> file(medium_size);
   test_medium<pm::backing_kind::anonymous> anon(medium_size);
   REQUIRE(file.ok());
   REQUIRE(anon.ok());
-  pm::pmem_device<fk::region<pm::volatile_provider>> on_file(file.backing(), {}, std::in_place);
+  pm::pmem_device<fk::region<pm::volatile_provider>> on_file(io, file.backing(), {}, std::in_place);
   CHECK(on_file.error() == errc::invalid_request);
-  pm::pmem_device<fk::region<pm::volatile_provider>> on_anon(anon.backing(), {.write_cache = false}, std::in_place);
+  pm::pmem_device<fk::region<pm::volatile_provider>> on_anon(io, anon.backing(), {.write_cache = false},
+                                                            std::in_place);
   CHECK_FALSE(on_anon.error());
   CHECK(fua_write(on_anon) == fk::status{});
 }
 
 TEST_CASE("cache-line write-back on a CPU without a write-back instruction is not_supported") {
+  boost::asio::io_context io; // the I/O objects' executor (only submit() is used here)
   test_medium<pm::backing_kind::anonymous> m(medium_size);
   REQUIRE(m.ok());
-  pm::pmem_device<fk::region<pm::cacheline_provider<>>> dev(m.backing(), {}, std::in_place,
+  pm::pmem_device<fk::region<pm::cacheline_provider<>>> dev(io, m.backing(), {}, std::in_place,
                                                             pm::flush_instruction::fence_only);
   CHECK(dev.error() == errc::not_supported);
   CHECK(std::string(dev.error_reason()).find("write-back instruction") != std::string::npos);
@@ -658,20 +687,22 @@ TEST_CASE("cache-line write-back on a CPU without a write-back instruction is no
 }
 
 TEST_CASE("unsafe_acknowledge_volatile is the one way to acknowledge without syncing") {
+  boost::asio::io_context io; // the I/O objects' executor (only submit() is used here)
   test_medium<pm::backing_kind::file> m(medium_size);
   REQUIRE(m.ok());
   fk::test::sequenced_sync_provider p;
-  sync_device dev(m.backing(), {.write_cache = false, .unsafe_acknowledge_volatile = true}, p);
+  sync_device dev(io, m.backing(), {.write_cache = false, .unsafe_acknowledge_volatile = true}, p);
   CHECK_FALSE(dev.error());
   CHECK(fua_write(dev) == fk::status{});
   CHECK(p.script.flushes() == 0);
 }
 
 TEST_CASE("the documented stacks are accepted") {
+  boost::asio::io_context io; // the I/O objects' executor (only submit() is used here)
   test_medium<pm::backing_kind::file> m(medium_size);
   REQUIRE(m.ok());
   pm::file_sync_provider p(m.backing());
-  pm::pmem_device<fk::region<pm::file_sync_provider&>> dev(m.backing(), {}, p);
+  pm::pmem_device<fk::region<pm::file_sync_provider&>> dev(io, m.backing(), {}, p);
   CHECK_FALSE(dev.error());
   CHECK(dev.error_reason() == nullptr);
   CHECK(fua_write(dev) == fk::status{});
@@ -686,14 +717,14 @@ TEST_CASE("remove over a coalescer whose backend's executor is stopped returns; 
   test_medium<pm::backing_kind::anonymous> m(medium_size);
   REQUIRE(m.ok());
   fk::test::sequenced_async_provider backend(io);
-  fk::coalescer<fk::test::sequenced_async_provider&> c(backend);
+  fk::coalescer<fk::test::sequenced_async_provider&> c(io, backend);
   auto data = pattern(64, 41);
   const fk::segment s = seg_of(data);
   fk::request req(req_op::write, 0, {&s, 1}, fua);
   int completions = 0;
   req.on_complete([](void* n, fk::request&, const fk::status&) { ++*static_cast<int*>(n); }, &completions);
   {
-    pm::pmem_device<fk::region<fk::coalescer<fk::test::sequenced_async_provider&>&>> dev(m.bytes(), {}, c);
+    pm::pmem_device<fk::region<fk::coalescer<fk::test::sequenced_async_provider&>&>> dev(io, m.bytes(), {}, c);
     dev.submit(req);
     dev.remove(); // used to wait in the coalescer's blocking flush for `io`
     CHECK(dev.in_flight() == 1);
@@ -711,7 +742,7 @@ TEST_CASE("a PREFLUSH that finishes after remove completes with shutting_down an
   test_medium<pm::backing_kind::anonymous> m(medium_size);
   REQUIRE(m.ok());
   fk::test::sequenced_async_provider p(io);
-  async_device dev(m.bytes(), {}, p);
+  async_device dev(io, m.bytes(), {}, p);
   const auto before = m.medium_now();
   auto data = pattern(64, 42);
   const fk::segment s = seg_of(data);
@@ -730,15 +761,16 @@ TEST_CASE("a PREFLUSH that finishes after remove completes with shutting_down an
 // ---- capabilities reach the provider through every wrapper ---------------------
 
 TEST_CASE("a FUA write through fault_injector and coalescer writes back the same lines as the bare provider") {
+  boost::asio::io_context io; // the I/O objects' executor (only submit() is used here)
   test_medium<pm::backing_kind::anonymous> m(medium_size);
   REQUIRE(m.ok());
   pm::cacheline_provider<> bare, faulted, coalesced;
   if (bare.usable()) return; // no write-back instruction on this CPU: nothing to count
   fk::testing::fault_injector<pm::cacheline_provider<>&> injector(faulted);
-  fk::coalescer<pm::cacheline_provider<>&> group(coalesced);
-  pm::pmem_device<fk::region<pm::cacheline_provider<>&>> d0(m.bytes(), {}, bare);
-  pm::pmem_device<fk::region<fk::testing::fault_injector<pm::cacheline_provider<>&>&>> d1(m.bytes(), {}, injector);
-  pm::pmem_device<fk::region<fk::coalescer<pm::cacheline_provider<>&>&>> d2(m.bytes(), {}, group);
+  fk::coalescer<pm::cacheline_provider<>&> group(io, coalesced);
+  pm::pmem_device<fk::region<pm::cacheline_provider<>&>> d0(io, m.bytes(), {}, bare);
+  pm::pmem_device<fk::region<fk::testing::fault_injector<pm::cacheline_provider<>&>&>> d1(io, m.bytes(), {}, injector);
+  pm::pmem_device<fk::region<fk::coalescer<pm::cacheline_provider<>&>&>> d2(io, m.bytes(), {}, group);
   CHECK(fua_write(d0) == fk::status{});
   CHECK(fua_write(d1) == fk::status{});
   CHECK(fua_write(d2) == fk::status{});

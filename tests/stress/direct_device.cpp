@@ -98,7 +98,7 @@ template <bool Coalesced> struct direct_rig {
   direct_rig(std::uint64_t seed, const st::load_shape& shape)
       : medium(flushkit::pmem::backing::anonymous(shape.blocks() * st::block_bytes)), strand(pool.get_executor()),
         provider(strand), inj(provider, options(seed)), back(make_backend()),
-        dev(medium->bytes(), flushkit::pmem::device_options{}, back) {
+        dev(pool, medium->bytes(), flushkit::pmem::device_options{}, back) {
     inj.add_rule(selection::rate(0.01), fault::fail_before(std::make_error_code(std::errc::not_enough_memory)))
         .add_rule(selection::rate(0.01), fault::fail_after(flushkit::errc::timeout))
         .add_rule(selection::rate(0.02), fault::delay(std::chrono::microseconds(150)))
@@ -131,7 +131,7 @@ template <bool Coalesced> struct direct_rig {
   flushkit::ordered_executor<pool_ex> strand;
   pool_provider provider;
   injector inj;
-  flushkit::coalescer<injector&> coal{inj};
+  flushkit::coalescer<injector&> coal{pool, inj};
   backend& back;
   device dev;
 };

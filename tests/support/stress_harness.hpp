@@ -11,6 +11,7 @@
 #include <flushkit/core/request.hpp>
 #include <flushkit/core/status.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -32,6 +33,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 namespace flushkit_test::stress {
@@ -288,20 +290,22 @@ private:
 };
 
 /// A coroutine that runs operations one after another through the device's
-/// async_* API (use_awaitable) on its private medium block.
+/// async_* API (as_tuple(use_awaitable): each status is recorded, none thrown)
+/// on its private medium block.
 template <class Device>
 boost::asio::awaitable<void> coroutine_lane(Device* dev, ledger* l, std::uint64_t block) {
   slot_state s;
   s.base = block * block_bytes;
   for (std::uint64_t id = l->take(); id != l->size(); id = l->take()) {
     const std::uint64_t off = s.prepare(l->seed(), id);
+    const auto token = boost::asio::as_tuple(boost::asio::use_awaitable);
     flushkit::status st;
     if (s.kind == op_kind::read)
-      st = co_await dev->async_read(off, boost::asio::buffer(s.buf), boost::asio::use_awaitable);
+      std::tie(st) = co_await dev->async_read(off, boost::asio::buffer(s.buf), token);
     else if (s.kind == op_kind::flush)
-      st = co_await dev->async_flush(boost::asio::use_awaitable);
+      std::tie(st) = co_await dev->async_flush(token);
     else
-      st = co_await dev->async_write(off, boost::asio::buffer(s.buf), flags_of(s.kind), boost::asio::use_awaitable);
+      std::tie(st) = co_await dev->async_write(off, boost::asio::buffer(s.buf), flags_of(s.kind), token);
     s.finish(*l, st);
   }
 }

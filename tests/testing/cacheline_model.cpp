@@ -9,12 +9,15 @@
 #include "support/cache_bytes.hpp"
 #include "support/crash_workloads.hpp"
 
+#include <boost/asio/io_context.hpp>
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <ostream> // doctest prints a status through operator<<
 #include <span>
 #include <type_traits>
@@ -36,13 +39,16 @@ using flushkit::test::all_of;
 using flushkit::test::put;
 
 template <std::size_t N>
-using model_device = fk::pmem::pmem_device<fk::region<ft::cacheline_model_provider<N>>>;
+using model_device =
+    fk::pmem::pmem_device<fk::region<ft::cacheline_model_provider<N>>, boost::asio::io_context::executor_type>;
 
 // The crash checker's device: a pmem_device over the real provider over the checker's cache.
+// The checker only submits; the devices' executor is an io_context the factory owns.
 template <std::size_t N> struct model_under_test {
   model_device<N> operator()(ft::volatile_cache& c) const {
-    return model_device<N>(c.medium(), ft::cache_device_options(), std::in_place, c);
+    return model_device<N>(io->get_executor(), c.medium(), ft::cache_device_options(), std::in_place, c);
   }
+  std::shared_ptr<boost::asio::io_context> io = std::make_shared<boost::asio::io_context>(1);
 };
 
 // A broken wrapper: forwards flush() but hides note_dirty. It has no provider(),
@@ -53,8 +59,9 @@ struct hiding_wrapper {
 };
 struct hiding_pmem {
   explicit hiding_pmem(ft::volatile_cache& c)
-      : provider(c), dev(c.medium(), ft::cache_device_options(), hiding_wrapper{&provider}) {}
+      : provider(c), dev(io, c.medium(), ft::cache_device_options(), hiding_wrapper{&provider}) {}
   void submit(fk::request& r) { dev.submit(r); }
+  boost::asio::io_context io; // the device's executor (submit only: nothing runs on it)
   ft::cacheline_model_provider<> provider;
   fk::pmem::pmem_device<fk::region<hiding_wrapper>> dev;
 };

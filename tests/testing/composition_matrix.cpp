@@ -29,6 +29,7 @@
 #include <doctest/doctest.h>
 
 #include <cstddef>
+#include <memory>
 #include <ostream> // MESSAGE prints through operator<<
 #include <type_traits>
 
@@ -68,17 +69,18 @@ struct cacheline_cache {
 
 /// An absent layer.
 struct no_layer {
-  template <class T> explicit no_layer(T&) {}
+  template <class... T> explicit no_layer(T&...) {}
 };
 
 template <class Bottom, bool Fault, bool Coalesce> class stack {
   using bottom_t = typename Bottom::type;
   using fault_t = std::conditional_t<Fault, ft::fault_injector<bottom_t&>, bottom_t>;
-  using top_t = std::conditional_t<Coalesce, flushkit::coalescer<fault_t&>, fault_t>;
+  using top_t = std::conditional_t<Coalesce, flushkit::coalescer<fault_t&, io_executor>, fault_t>;
 
 public:
   explicit stack(ft::volatile_cache& c)
-      : bottom_(c, io_), fault_(bottom_.provider), coalescer_(faulted()), dev_(c.medium(), ft::cache_device_options(), top()) {
+      : bottom_(c, io_), fault_(bottom_.provider), coalescer_(io_, faulted()),
+        dev_(io_, c.medium(), ft::cache_device_options(), top()) {
     static_assert(flushkit::dirty_tracking<bottom_t> == flushkit::dirty_tracking<top_t>);
     REQUIRE_FALSE(dev_.error());
   }
@@ -109,7 +111,7 @@ private:
   Bottom bottom_;
   std::conditional_t<Fault, fault_t, no_layer> fault_;
   std::conditional_t<Coalesce, top_t, no_layer> coalescer_;
-  flushkit::pmem::pmem_device<flushkit::region<top_t&>> dev_;
+  flushkit::pmem::pmem_device<flushkit::region<top_t&>, io_executor> dev_;
 };
 
 template <class Bottom, bool Fault, bool Coalesce> struct stack_under_test {
@@ -151,10 +153,13 @@ struct opaque_wrapper {
 static_assert(!flushkit::provider_wrapper<opaque_wrapper>);
 static_assert(!flushkit::dirty_tracking<opaque_wrapper>);
 
+// The checker only submits; the devices' executor is an io_context the factory owns.
 struct opaque_under_test {
-  flushkit::pmem::pmem_device<flushkit::region<opaque_wrapper>> operator()(ft::volatile_cache& c) const {
-    return flushkit::pmem::pmem_device<flushkit::region<opaque_wrapper>>(c.medium(), ft::cache_device_options(), opaque_wrapper{&c});
+  using device_type = flushkit::pmem::pmem_device<flushkit::region<opaque_wrapper>, io_executor>;
+  device_type operator()(ft::volatile_cache& c) const {
+    return device_type(io->get_executor(), c.medium(), ft::cache_device_options(), opaque_wrapper{&c});
   }
+  std::shared_ptr<boost::asio::io_context> io = std::make_shared<boost::asio::io_context>(1);
 };
 
 } // namespace

@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <ostream> // doctest prints a status through operator<<
 #include <string>
 #include <vector>
@@ -29,10 +30,15 @@ struct lying_cache {
   void note_dirty(const void* p, std::size_t n) { cache->note_dirty(p, n); }
   flushkit::status flush() { return {}; }
 };
+// The checker only submits; the devices' executor is an io_context the factory owns.
+template <class Provider>
+using device_for = flushkit::pmem::pmem_device<flushkit::region<Provider>, boost::asio::io_context::executor_type>;
+
 struct lying_under_test {
-  flushkit::pmem::pmem_device<flushkit::region<lying_cache>> operator()(ft::volatile_cache& c) const {
-    return flushkit::pmem::pmem_device<flushkit::region<lying_cache>>(c.medium(), ft::cache_device_options(), lying_cache{&c});
+  device_for<lying_cache> operator()(ft::volatile_cache& c) const {
+    return device_for<lying_cache>(io->get_executor(), c.medium(), ft::cache_device_options(), lying_cache{&c});
   }
+  std::shared_ptr<boost::asio::io_context> io = std::make_shared<boost::asio::io_context>(1);
 };
 
 // A broken provider: flushes only writes older than the previous flush (it
@@ -48,15 +54,17 @@ struct lagging_cache {
   }
 };
 struct lagging_under_test {
-  flushkit::pmem::pmem_device<flushkit::region<lagging_cache>> operator()(ft::volatile_cache& c) const {
-    return flushkit::pmem::pmem_device<flushkit::region<lagging_cache>>(c.medium(), ft::cache_device_options(), lagging_cache{&c, 0});
+  device_for<lagging_cache> operator()(ft::volatile_cache& c) const {
+    return device_for<lagging_cache>(io->get_executor(), c.medium(), ft::cache_device_options(), lagging_cache{&c, 0});
   }
+  std::shared_ptr<boost::asio::io_context> io = std::make_shared<boost::asio::io_context>(1);
 };
 
 // An asynchronous device under test: pmem_device over async_volatile_cache,
 // driven on the checker's thread by poll_one.
 struct async_pmem {
-  explicit async_pmem(ft::volatile_cache& c) : provider(c, io.get_executor()), dev(c.medium(), ft::cache_device_options(), provider) {}
+  explicit async_pmem(ft::volatile_cache& c)
+      : provider(c, io.get_executor()), dev(io, c.medium(), ft::cache_device_options(), provider) {}
   void submit(flushkit::request& r) { dev.submit(r); }
   std::size_t poll_one() {
     if (io.stopped()) io.restart();
@@ -64,7 +72,7 @@ struct async_pmem {
   }
   boost::asio::io_context io;
   ft::async_volatile_cache<> provider;
-  flushkit::pmem::pmem_device<flushkit::region<ft::async_volatile_cache<>&>> dev;
+  device_for<ft::async_volatile_cache<>&> dev;
 };
 struct async_under_test {
   async_pmem operator()(ft::volatile_cache& c) const { return async_pmem(c); }

@@ -90,12 +90,12 @@ struct stepped_loops {
 
 /// Not a coalescer: the guest is the region's provider directly.
 struct no_coalescer {
-  explicit no_coalescer(guest_t&) {}
+  no_coalescer(asio::io_context&, guest_t&) {}
 };
 
 /// pmem_device -> [coalescer ->] pmem_guest -> inproc_pair -> pmem_host -> `Target`.
 template <class Target, bool Coalesce> class virtio_stack {
-  using coalescer_t = std::conditional_t<Coalesce, flushkit::coalescer<guest_t&>, no_coalescer>;
+  using coalescer_t = std::conditional_t<Coalesce, flushkit::coalescer<guest_t&, ex_t>, no_coalescer>;
   using provider_t = std::conditional_t<Coalesce, coalescer_t, guest_t>;
 
 public:
@@ -105,7 +105,7 @@ public:
               pair_.interrupt(), fv::pmem_config{pmem_start, c.medium().size()}, host_options()),
         guest_(loops_.guest.get_executor(), pair_.control(), pair_.memory(),
                fv::driver_area{pair_.guest_base(), pair_.ram(), pair_.ram_size()}, pair_.kick(), guest_options()),
-        coalescer_(guest_), dev_(c.medium(), ft::cache_device_options(), provider()) {
+        coalescer_(loops_.guest, guest_), dev_(loops_.guest, c.medium(), ft::cache_device_options(), provider()) {
     REQUIRE(pair_.ok());
     host_.set_config_notifier(pair_.config_change());
     pair_.connect_device(&host_t::kick_entry, &host_);
@@ -162,7 +162,7 @@ private:
   host_t host_;
   guest_t guest_;
   coalescer_t coalescer_;
-  flushkit::pmem::pmem_device<flushkit::region<provider_t&>> dev_;
+  flushkit::pmem::pmem_device<flushkit::region<provider_t&>, ex_t> dev_; // executor: the guest loop
 };
 
 template <class Target, bool Coalesce> struct virtio_under_test {

@@ -264,8 +264,9 @@ TEST_CASE("hooks report write noted, flush issued and flush completed in order")
 }
 
 TEST_CASE("as a pmem_device provider FUA and PREFLUSH make the right writes durable") {
+  boost::asio::io_context io; // the device's executor (submit only: nothing runs on it)
   auto c = make_cache();
-  flushkit::pmem::pmem_device<flushkit::region<ft::volatile_cache&>> dev(c.medium(), {}, c);
+  flushkit::pmem::pmem_device<flushkit::region<ft::volatile_cache&>> dev(io, c.medium(), {}, c);
   std::array<std::uint8_t, 16> a{}, b{};
   a.fill(0xA1);
   b.fill(0xB2);

@@ -12,6 +12,8 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
 
 #include <array>
 #include <atomic>
@@ -23,6 +25,7 @@
 #include <memory>
 #include <optional>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -238,7 +241,7 @@ TEST_CASE("scenario 18: ret 1 on the async FUA path is io_error completed exactl
   r.dev.answer(1);
   auto b = flushkit::pmem::backing::anonymous(4096);
   REQUIRE(b);
-  flushkit::pmem::pmem_device<flushkit::region<guest_t&>> dev(b->bytes(), {}, r.guest);
+  flushkit::pmem::pmem_device<flushkit::region<guest_t&>> dev(r.io, b->bytes(), {}, r.guest);
   std::array<std::byte, 512> data{};
   data.fill(std::byte{0x5a});
   const flushkit::segment seg{data.data(), data.size()};
@@ -501,7 +504,7 @@ TEST_CASE("scenario 29: FUA racing remove is completed before the drain or rejec
     rig r(opts(8, false));
     auto b = flushkit::pmem::backing::anonymous(4096);
     REQUIRE(b);
-    flushkit::pmem::pmem_device<flushkit::region<guest_t&>> dev(b->bytes(), {}, r.guest);
+    flushkit::pmem::pmem_device<flushkit::region<guest_t&>> dev(r.io, b->bytes(), {}, r.guest);
     io_thread t(r.io);
     constexpr int n = 8;
     struct slot {
@@ -793,7 +796,7 @@ TEST_CASE("pmem_device over pmem_guest: FUA writes and an empty flush") {
   rig r;
   auto b = flushkit::pmem::backing::anonymous(64 * 1024);
   REQUIRE(b);
-  flushkit::pmem::pmem_device<flushkit::region<guest_t&>> dev(b->bytes(), {}, r.guest);
+  flushkit::pmem::pmem_device<flushkit::region<guest_t&>> dev(r.io, b->bytes(), {}, r.guest);
   std::array<std::byte, 512> data{};
   data.fill(std::byte{7});
   status st = io_error;
@@ -814,7 +817,7 @@ TEST_CASE("pmem_device over pmem_guest: FUA writes and an empty flush") {
 TEST_CASE("coalescer over pmem_guest: one host flush covers concurrent requests") {
   rig r;
   r.dev.hold(true);
-  flushkit::coalescer<guest_t&> co(r.guest);
+  flushkit::coalescer<guest_t&> co(r.io, r.guest);
   std::array<request, 4> reqs;
   std::array<status, 4> st;
   st.fill(io_error);
@@ -846,7 +849,7 @@ TEST_CASE("a pmem_device over the guest is removed with the driver's executor st
   int completions = 0;
   req.on_complete([](void* n, request&, const status&) { ++*static_cast<int*>(n); }, &completions);
   {
-    flushkit::pmem::pmem_device<flushkit::region<guest_t&>> dev(medium, {}, r.guest);
+    flushkit::pmem::pmem_device<flushkit::region<guest_t&>> dev(r.io, medium, {}, r.guest);
     dev.submit(req); // queued on the driver's executor, which nobody runs yet
     dev.remove();    // returns: it issues no flush that would wait for that executor
     CHECK(dev.in_flight() == 1);
@@ -859,3 +862,50 @@ TEST_CASE("a pmem_device over the guest is removed with the driver's executor st
   }
   CHECK(completions == 1);
 }
+
+TEST_SUITE("virtio/pmem_guest") {
+
+TEST_CASE("get_executor is the executor given at construction, driver_executor the driver's strand") {
+  static_assert(std::is_same_v<guest_t::executor_type, io_exec>);
+  static_assert(std::is_same_v<guest_t::driver_executor_type, asio::strand<io_exec>>);
+  rig r;
+  CHECK(r.guest.get_executor() == r.io.get_executor());
+  CHECK(r.guest.driver_executor().get_inner_executor() == r.io.get_executor());
+  bool on_strand = false;
+  asio::post(r.guest.driver_executor(), [&] { on_strand = r.guest.driver_executor().running_in_this_thread(); });
+  r.pump();
+  CHECK(on_strand);
+}
+
+TEST_CASE("async_flush: the host's answer reaches the handler on get_executor(), never inside the call") {
+  rig r;
+  const std::uint32_t rets[] = {0, 1};
+  for (std::uint32_t ret : rets) {
+    r.dev.answer(ret);
+    int calls = 0;
+    status got = make_error_code(errc::timeout);
+    r.guest.async_flush([&](const status& st) {
+      ++calls;
+      got = st;
+    });
+    CHECK(calls == 0);
+    r.pump();
+    CHECK(calls == 1);
+    CHECK(got == (ret == 0 ? status{} : io_error));
+  }
+  CHECK(r.dev.chains() == 2);
+  r.guest.mark_broken("test"); // the result is known at initiation: still posted
+  int calls = 0;
+  status got{};
+  r.guest.async_flush([&](const status& st) {
+    ++calls;
+    got = st;
+  });
+  CHECK(calls == 0);
+  r.pump();
+  CHECK(calls == 1);
+  CHECK(got == io_error);
+  CHECK(r.dev.chains() == 2);
+}
+
+} // TEST_SUITE
