@@ -258,10 +258,12 @@ public:
   /// asynchronous provider behind the coalescer for an event loop).
   /// Allocation: one block from the handler's allocator, none in steady state
   /// (see `flushkit::async_wait`).
-  template <boost::asio::completion_token_for<completion_signature> Token = default_token>
-  auto async_flush(Token&& token = default_token()) {
+  template <boost::asio::completion_token_for<completion_signature> Token> auto async_flush(Token&& token) {
     return boost::asio::async_initiate<Token, completion_signature>(initiate_flush{this}, token);
   }
+  /// `async_flush(default_token())`: an operation to `co_await` (or launch
+  /// with a token); discarding it flushes nothing, so that does not compile quietly.
+  [[nodiscard]] auto async_flush() { return async_flush(default_token()); }
 
   /// The sticky error (success when none is set or in `per_flush` mode).
   status error() const {

@@ -21,8 +21,8 @@ namespace flushkit {
 /// status (value 0) means success; anything else says why the operation did
 /// not succeed.
 ///
-/// It converts both ways with `std::error_code` (a provider may return
-/// either) and compares equal to a flushkit `errc`, to the matching
+/// It converts both ways with `std::error_code` (a provider's `flush()`
+/// returns `status`, and may build it from a `std::error_code`) and compares equal to a flushkit `errc`, to the matching
 /// `std::errc` and `boost::system::errc` conditions, and, converted with
 /// `static_cast<std::error_code>`, to the same `std::errc` condition.
 using status = boost::system::error_code;

@@ -219,35 +219,45 @@ public:
   /// `flushkit::async_wait`). Errors: as `submit`; a sequence of more than
   /// `max_io_buffers` buffers gives `invalid_request` (or does not compile
   /// when its type fixes its length).
-  template <const_buffers ConstBufferSequence,
-            boost::asio::completion_token_for<completion_signature> Token = default_token>
-  auto async_write(std::uint64_t offset, const ConstBufferSequence& buffers, req_flags flags,
-                   Token&& token = default_token()) {
+  template <const_buffers ConstBufferSequence, boost::asio::completion_token_for<completion_signature> Token>
+  auto async_write(std::uint64_t offset, const ConstBufferSequence& buffers, req_flags flags, Token&& token) {
     return boost::asio::async_initiate<Token, completion_signature>(initiate_io{this}, token, req_op::write, offset,
                                                                      buffers, flags);
+  }
+  /// `async_write(offset, buffers, flags, default_token())`: an operation to
+  /// `co_await` (or launch with a token); discarding it writes nothing, so
+  /// that does not compile quietly.
+  template <const_buffers ConstBufferSequence>
+  [[nodiscard]] auto async_write(std::uint64_t offset, const ConstBufferSequence& buffers, req_flags flags) {
+    return async_write(offset, buffers, flags, default_token());
   }
 
   /// Reads into `buffers` (see `mutable_buffers`) from byte `offset`.
   /// Completion, executor, cancellation, allocation and errors as
   /// `async_write`; nothing is made durable. A read copies inside this call,
   /// so its buffers are filled (or not) before the handler is posted.
-  template <mutable_buffers MutableBufferSequence,
-            boost::asio::completion_token_for<completion_signature> Token = default_token>
-  auto async_read(std::uint64_t offset, const MutableBufferSequence& buffers, Token&& token = default_token()) {
+  template <mutable_buffers MutableBufferSequence, boost::asio::completion_token_for<completion_signature> Token>
+  auto async_read(std::uint64_t offset, const MutableBufferSequence& buffers, Token&& token) {
     return boost::asio::async_initiate<Token, completion_signature>(initiate_io{this}, token, req_op::read, offset,
                                                                      buffers, req_flags::none);
+  }
+  /// `async_read(offset, buffers, default_token())`; not to be discarded.
+  template <mutable_buffers MutableBufferSequence>
+  [[nodiscard]] auto async_read(std::uint64_t offset, const MutableBufferSequence& buffers) {
+    return async_read(offset, buffers, default_token());
   }
 
   /// An empty PREFLUSH (`blkdev_issue_flush`): everything completed before
   /// the call is durable under the provider's contract when it completes with
   /// success. Completion, executor, cancellation and allocation as
   /// `async_write`.
-  template <boost::asio::completion_token_for<completion_signature> Token = default_token>
-  auto async_flush(Token&& token = default_token()) {
+  template <boost::asio::completion_token_for<completion_signature> Token> auto async_flush(Token&& token) {
     return boost::asio::async_initiate<Token, completion_signature>(initiate_io{this}, token, req_op::flush,
                                                                      std::uint64_t{0}, boost::asio::const_buffer(),
                                                                      req_flags::preflush);
   }
+  /// `async_flush(default_token())`; not to be discarded.
+  [[nodiscard]] auto async_flush() { return async_flush(default_token()); }
 
   /// The remove/shutdown path (`nd_pmem_remove`): later submissions fail with
   /// `shutting_down`; then, when the region has a synchronous request-less
