@@ -3,7 +3,9 @@
 // -> guest ordered work, ring add, kick -> pmem_host on its own event-loop
 // thread -> flush on the host's 2-thread blocking pool -> used buffer,
 // interrupt -> guest event-loop thread -> completion, which submits the next
-// write. 100,000 writes after warm-up, counted over every thread.
+// write. 100,000 writes after warm-up, counted over every thread. And a
+// coroutine on the test thread awaiting pmem_guest::async_flush (default
+// token), answered through the same stack on the other threads.
 //
 // Wiring: demo/virtio_topology.hpp's `inproc_topology` (host and guest loops
 // on separate threads, inproc_pair). The host's flush target is the one that
@@ -24,6 +26,11 @@
 
 #include <doctest/doctest.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include <cstddef>
 #include <cstdint>
 
@@ -32,7 +39,15 @@ using topology = flushkit::demo::inproc_topology;
 using guest_t = topology::guest_t;
 using coalescer_t = flushkit::coalescer<guest_t&>;
 
+namespace asio = boost::asio;
+
 namespace {
+
+// `n` request-less guest flushes awaited with the guest's default token.
+asio::awaitable<void> flush_loop(guest_t* g, int n, int* failures) {
+  for (int i = 0; i < n; ++i) co_await g->async_flush(); // a failure throws: the count is then never set
+  static_cast<void>(failures);
+}
 
 constexpr int warmup = 1000;
 constexpr int measured = 100000;
@@ -100,4 +115,25 @@ TEST_CASE("virtio-pmem guest and host through a coalescer: 0 allocations over 10
   CHECK(topo.totals().failures == 0);
   CHECK(topo.guest().slab_fallbacks() == 0);
   CHECK(b->data()[(r.last % 64) * block] == static_cast<std::byte>(r.last));
+}
+
+TEST_CASE("co_await pmem_guest::async_flush from another thread's coroutine: 0 allocations over 100000 flushes") {
+  auto b = pm::backing::memfd(64 * block);
+  REQUIRE(b);
+  topology topo(*b);
+  asio::io_context app; // the coroutine's thread: this one
+  int failures = 0;
+  std::size_t allocs = ~std::size_t{0};
+  asio::co_spawn(app, flush_loop(&topo.guest(), warmup, &failures), asio::detached);
+  app.run();
+  app.restart();
+  asio::co_spawn(app, flushkit::test::coroutine_allocations(&flush_loop, &topo.guest(), measured, &failures, &allocs),
+                 asio::detached);
+  app.run();
+  topo.shutdown();
+  flushkit::test::report_allocations(allocs, measured);
+  CHECK(allocs == 0);
+  CHECK(topo.totals().flushes == warmup + 1 + measured);
+  CHECK(topo.totals().failures == 0);
+  CHECK(topo.guest().slab_fallbacks() == 0);
 }
