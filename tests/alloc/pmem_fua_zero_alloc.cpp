@@ -23,6 +23,7 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 
 namespace asio = boost::asio;
 namespace pm = flushkit::pmem;
@@ -76,41 +77,42 @@ TEST_CASE("raw submit with a callback: 0 allocations over 100000 FUA writes") {
   CHECK(b->data()[(loop.n % 64) * block] == static_cast<std::byte>(loop.n));
 }
 
-TEST_CASE("co_await async_write with the default token: 0 allocations over 100000 FUA writes") {
+/// Warm-up run of `loop`, then the measured run: allocations in the measured
+/// window, failures, and the provider's flush count.
+struct coroutine_run {
+  std::size_t allocs = ~std::size_t{0};
+  int failures = 0;
+  std::uint64_t flushes = 0;
+};
+
+coroutine_run measure_coroutine(asio::awaitable<void> (*loop)(device*, int, int*)) {
   auto b = pm::backing::memfd(64 * block);
   REQUIRE(b);
   asio::io_context io;
   provider p(io);
   device dev(io, b->bytes(), {}, p);
-  int failures = 0;
-  asio::co_spawn(io, default_token_loop(&dev, warmup, &failures), asio::detached);
+  coroutine_run r;
+  asio::co_spawn(io, loop(&dev, warmup, &r.failures), asio::detached);
   io.run();
   io.restart();
-  std::size_t allocs = ~std::size_t{0};
-  asio::co_spawn(io, flushkit::test::coroutine_allocations(&default_token_loop, &dev, measured, &failures, &allocs),
+  asio::co_spawn(io, flushkit::test::coroutine_allocations(loop, &dev, measured, &r.failures, &r.allocs),
                  asio::detached);
   io.run();
-  flushkit::test::report_allocations(allocs, measured);
-  CHECK(allocs == 0);
-  CHECK(p.script.flushes() == warmup + 1 + measured);
+  r.flushes = p.script.flushes();
+  return r;
+}
+
+TEST_CASE("co_await async_write with the default token: 0 allocations over 100000 FUA writes") {
+  const coroutine_run r = measure_coroutine(&default_token_loop);
+  flushkit::test::report_allocations(r.allocs, measured);
+  CHECK(r.allocs == 0);
+  CHECK(r.flushes == warmup + 1 + measured);
 }
 
 TEST_CASE("co_await async_write with as_tuple(use_awaitable): 0 allocations over 100000 FUA writes") {
-  auto b = pm::backing::memfd(64 * block);
-  REQUIRE(b);
-  asio::io_context io;
-  provider p(io);
-  device dev(io, b->bytes(), {}, p);
-  int failures = 0;
-  asio::co_spawn(io, write_loop(&dev, warmup, &failures), asio::detached);
-  io.run();
-  io.restart();
-  std::size_t allocs = ~std::size_t{0};
-  asio::co_spawn(io, flushkit::test::coroutine_allocations(&write_loop, &dev, measured, &failures, &allocs),
-                 asio::detached);
-  io.run();
-  flushkit::test::report_allocations(allocs, measured);
-  CHECK(allocs == 0);
-  CHECK(failures == 0);
-  CHECK(p.script.flushes() == warmup + 1 + measured);
+  const coroutine_run r = measure_coroutine(&write_loop);
+  flushkit::test::report_allocations(r.allocs, measured);
+  CHECK(r.allocs == 0);
+  CHECK(r.failures == 0);
+  CHECK(r.flushes == warmup + 1 + measured);
 }
