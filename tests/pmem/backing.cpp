@@ -4,10 +4,47 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <optional>
+#include <vector>
+
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <system_error>
 
 namespace pm = flushkit::pmem;
+
+namespace {
+
+/// What FIEMAP says about the extents of a file: how many there are and how
+/// many are unwritten (allocated by fallocate, never written). Empty when the
+/// file system does not answer FIEMAP (tmpfs, ...).
+struct extent_census {
+  std::uint32_t extents = 0;
+  std::uint32_t unwritten = 0;
+};
+
+std::optional<extent_census> census_of(int fd) {
+  constexpr std::uint32_t max_extents = 256;
+  std::vector<std::byte> buf(sizeof(::fiemap) + max_extents * sizeof(::fiemap_extent));
+  auto* fm = reinterpret_cast<::fiemap*>(buf.data());
+  fm->fm_start = 0;
+  fm->fm_length = FIEMAP_MAX_OFFSET;
+  fm->fm_flags = FIEMAP_FLAG_SYNC;
+  fm->fm_extent_count = max_extents;
+  if (::ioctl(fd, FS_IOC_FIEMAP, fm) != 0) return std::nullopt;
+  extent_census c;
+  c.extents = fm->fm_mapped_extents;
+  for (std::uint32_t i = 0; i < fm->fm_mapped_extents && i < max_extents; ++i)
+    if (fm->fm_extents[i].fe_flags & FIEMAP_EXTENT_UNWRITTEN) ++c.unwritten;
+  return c;
+}
+
+} // namespace
 
 TEST_SUITE("pmem/backing") {
 
@@ -102,6 +139,47 @@ TEST_CASE("backings move and release their mapping") {
   auto anon = pm::backing::anonymous(4096);
   REQUIRE(anon);
   CHECK(anon->fdatasync()); // no file behind it
+}
+
+TEST_CASE("a grown file is zero-filled and synced by default, so no block is left unwritten") {
+  flushkit::test::temp_file f;
+  auto b = pm::backing::file(f.path(), {.size = 1 << 20});
+  REQUIRE(b);
+  const std::optional<extent_census> c = census_of(b->fd());
+  if (!c) {
+    MESSAGE("skipped: the file system of /tmp does not answer FIEMAP");
+    return;
+  }
+  CHECK(c->extents >= 1);
+  CHECK(c->unwritten == 0);
+  CHECK(std::all_of(b->data(), b->data() + b->size(), [](std::byte x) { return x == std::byte{0}; }));
+}
+
+TEST_CASE("preallocation::fallocate only allocates (unwritten extents where the file system has them)") {
+  flushkit::test::temp_file f;
+  auto b = pm::backing::file(f.path(), {.size = 1 << 20, .preallocate = pm::preallocation::fallocate});
+  REQUIRE(b);
+  const std::optional<extent_census> c = census_of(b->fd());
+  if (!c || c->unwritten == 0) {
+    MESSAGE("skipped: the file system of /tmp reports no unwritten extents");
+    return;
+  }
+  CHECK(c->unwritten >= 1);
+  CHECK(std::all_of(b->data(), b->data() + b->size(), [](std::byte x) { return x == std::byte{0}; }));
+}
+
+TEST_CASE("zero-fill grows only the missing part and keeps what the file already holds") {
+  flushkit::test::temp_file f;
+  {
+    auto first = pm::backing::file(f.path(), {.size = 4096});
+    REQUIRE(first);
+    std::memcpy(first->data(), "kept", 4);
+    REQUIRE_FALSE(first->msync(0, 4096));
+  }
+  auto grown = pm::backing::file(f.path(), {.size = 3 * 4096});
+  REQUIRE(grown);
+  CHECK(std::memcmp(grown->data(), "kept", 4) == 0);
+  CHECK(grown->data()[4096] == std::byte{0});
 }
 
 } // TEST_SUITE
