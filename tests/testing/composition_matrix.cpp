@@ -2,7 +2,8 @@
 // wrappers keeps the durability of the provider alone. For each stack
 //   pmem_device<region<[coalescer<] [fault_injector<] provider [>] [>]>>
 // with provider in {volatile_cache (synchronous), async_volatile_cache,
-// cacheline_provider over a simulated CPU cache}, the crash checker crashes at
+// cacheline_provider over a simulated CPU cache, volatile_cache behind
+// offload_provider}, the crash checker crashes at
 // every boundary of every small workload, and runs seeded random trials:
 // 0 violations (a sample of the four-op workloads in sanitizer builds, see
 // support/build_kind.hpp). A wrapper that hides note_dirty from the type system is
@@ -16,6 +17,7 @@
 #include <flushkit/core/region.hpp>
 #include <flushkit/core/request.hpp>
 #include <flushkit/core/status.hpp>
+#include <flushkit/exec/offload_provider.hpp>
 #include <flushkit/pmem/pmem_device.hpp>
 #include <flushkit/testing/cacheline_model.hpp>
 #include <flushkit/testing/fault_injector.hpp>
@@ -63,6 +65,14 @@ struct cacheline_cache {
   using type = ft::cacheline_model_provider<2>;
   type provider;
   cacheline_cache(ft::volatile_cache& c, boost::asio::io_context&) : provider(ft::cacheline_model(c)) {}
+};
+
+/// The synchronous cache run off the caller's thread by offload_provider
+/// (its executor is the stack's io_context, polled by the checker).
+struct offloaded_cache {
+  using type = flushkit::offload_provider<ft::volatile_cache&, io_executor>;
+  type provider;
+  offloaded_cache(ft::volatile_cache& c, boost::asio::io_context& io) : provider(io.get_executor(), c) {}
 };
 
 // ---- a stack ---------------------------------------------------------------------
@@ -172,7 +182,9 @@ TEST_CASE_TEMPLATE("every stack keeps the provider's durability", T,
                    case_of<async_cache, false, false>, case_of<async_cache, true, false>,
                    case_of<async_cache, false, true>, case_of<async_cache, true, true>,
                    case_of<cacheline_cache, false, false>, case_of<cacheline_cache, true, false>,
-                   case_of<cacheline_cache, false, true>, case_of<cacheline_cache, true, true>) {
+                   case_of<cacheline_cache, false, true>, case_of<cacheline_cache, true, true>,
+                   case_of<offloaded_cache, false, false>, case_of<offloaded_cache, true, false>,
+                   case_of<offloaded_cache, false, true>, case_of<offloaded_cache, true, true>) {
   check_matrix_cell<typename T::factory>(flushkit::test::heavy_random_trials);
 }
 
