@@ -15,6 +15,7 @@
 #include <flushkit/core/flush_result.hpp>
 #include <flushkit/core/region.hpp>
 #include <flushkit/core/request.hpp>
+#include <flushkit/exec/offload_provider.hpp>
 #include <flushkit/exec/ordered_executor.hpp>
 #include <flushkit/pmem/backing.hpp>
 #include <flushkit/pmem/file_sync_provider.hpp>
@@ -82,32 +83,6 @@ template <class Inner> Inner make_inner(const pm::backing& medium) {
     return Inner{};
 }
 
-/// flushkit's asynchronous provider: takes ownership of the request, queues
-/// the request's embedded work item on an ordered_executor, and completes it
-/// with the synchronous `Inner` flush when the item runs (the executor's
-/// thread is the blocking executor). No allocation.
-template <class Inner> class executor_provider {
-public:
-  executor_provider(ordered_executor<io_executor>& ex, Inner& inner) noexcept : ex_(&ex), inner_(&inner) {}
-
-  flush_result flush(request& req) {
-    req.work.set(&executor_provider::run, this);
-    if (const status st = ex_->submit(req.work)) return flush_result::done(st);
-    return flush_result::async(req);
-  }
-
-private:
-  static void run(work_item& item, void* context) {
-    auto* self = static_cast<executor_provider*>(context);
-    const status st = self->inner_->flush();
-    self->ex_->finish(item);
-    request::from_work(item).complete(st);
-  }
-
-  ordered_executor<io_executor>* ex_;
-  Inner* inner_;
-};
-
 /// Synchronous stack: the region calls `Inner` directly inside submit, on
 /// the submitting thread (one thread per request in flight).
 template <class Inner> struct sync_stack {
@@ -120,32 +95,34 @@ template <class Inner> struct sync_stack {
   Inner inner;
 };
 
-/// flushkit: `Inner` behind executor_provider, its ordered executor placed
-/// on the submitter's event loop or on a thread of its own.
+/// flushkit: `Inner` behind the library's offload_provider (the documented
+/// wiring for a blocking provider), its strand placed on the submitter's
+/// event loop or on a thread of its own.
 template <class Inner, placement Where = placement::own_thread> struct async_stack {
-  using top_type = executor_provider<Inner>;
+  using top_type = offload_provider<Inner&, io_executor>;
   static constexpr bool completes_on_app = true;
   async_stack(const pm::backing& medium, app_thread& app)
-      : inner(make_inner<Inner>(medium)), ex(Where == placement::app ? app.ctx.get_executor() : ctx.get_executor()) {
+      : inner(make_inner<Inner>(medium)),
+        provider(Where == placement::app ? app.ctx.get_executor() : ctx.get_executor(), inner) {
     if (Where == placement::own_thread) runner.emplace(ctx);
   }
   top_type& top() noexcept { return provider; }
   std::uint64_t flushes() const noexcept { return inner.flushes(); }
   void quiesce() {
+    provider.shutdown_and_wait();
     if (runner) runner->join();
   }
 
   Inner inner;
   boost::asio::io_context ctx{1};
-  ordered_executor<io_executor> ex;
-  executor_provider<Inner> provider{ex, inner};
+  top_type provider;
   std::optional<io_runner> runner;
 };
 
 /// flushkit-coalesce: a coalescer in front of the async stack (an I/O
 /// object of the submitter's event loop).
 template <class Inner> struct coalesced_stack {
-  using top_type = coalescer<executor_provider<Inner>&>;
+  using top_type = coalescer<offload_provider<Inner&, io_executor>&>;
   static constexpr bool completes_on_app = true;
   coalesced_stack(const pm::backing& medium, app_thread& app) : base(medium, app), group(app.ctx, base.top()) {}
   top_type& top() noexcept { return group; }
