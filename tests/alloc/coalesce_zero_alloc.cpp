@@ -126,6 +126,7 @@ TEST_CASE("co_await async_flush, backend on a pool thread: 0 allocations over 10
   asio::co_spawn(io, flush_loop(&c, warmup, &failures), asio::detached);
   io.run();
   io.restart();
+  flushkit::test::warm_pool_strand_cache(pool);
   asio::co_spawn(io, flushkit::test::coroutine_allocations(&flush_loop, &c, measured, &failures, &allocs),
                  asio::detached);
   io.run();

@@ -118,13 +118,7 @@ TEST_CASE("cross-thread path: 0 allocations when a pool thread completes what a 
   asio::co_spawn(io, coroutine_loop(&region, warmup, &failures), asio::detached);
   io.run();
   io.restart();
-  // Warm-up of a rare path: the strand under the ordered executor re-posts
-  // its invoker (72 bytes) through the pool thread's recycling cache when the
-  // next flush arrives while the invoker is still running. That race may
-  // first happen after 100000 writes, and its first occurrence allocates once
-  // per process; a pool-thread post of a larger handler leaves a block that
-  // size in the pool thread's cache.
-  asio::post(pool, [&pool] { asio::post(pool, [pad = std::array<std::byte, 96>{}] { static_cast<void>(pad); }); });
+  flushkit::test::warm_pool_strand_cache(pool);
   std::size_t allocs = 0;
   asio::co_spawn(
       io, flushkit::test::coroutine_allocations(&coroutine_loop<pool_provider>, &region, measured, &failures, &allocs),

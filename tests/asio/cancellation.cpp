@@ -15,6 +15,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -22,6 +23,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -31,6 +33,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstring>
+#include <memory>
+#include <stdexcept>
 #include <span>
 #include <thread>
 #include <variant>
@@ -237,6 +241,78 @@ TEST_CASE("cancellation racing a completion from another thread delivers exactly
   CHECK(calls == rounds);
   CHECK(aborted + succeeded == rounds);
   CHECK(aborted > 0);
+}
+
+TEST_CASE("after a cancelled wait, req.completed() is the point from which the request is the caller's again") {
+  // The cancellation disarms the waiter: the later completion calls nothing,
+  // and its last touch of the request is the store completed() reads (TSan).
+  asio::io_context app;
+  int aborted = 0;
+  for (int i = 0; i < 500; ++i) {
+    auto req = std::make_unique<flushkit::request>(flushkit::req_op::flush, 0, std::span<const flushkit::segment>{},
+                                                   req_flags::preflush);
+    asio::cancellation_signal signal;
+    flushkit::async_wait(*req, app.get_executor(),
+                         asio::bind_cancellation_slot(signal.slot(), [&](boost::system::error_code ec) {
+                           aborted += ec == asio::error::operation_aborted ? 1 : 0;
+                         }));
+    signal.emit(asio::cancellation_type::terminal);
+    app.restart();
+    app.run();
+    std::thread completer([&] { req->complete(errc::io_error); });
+    while (!req->completed()) std::this_thread::yield();
+    req.reset(); // the caller's again
+    completer.join();
+  }
+  CHECK(aborted == 500);
+}
+
+TEST_CASE("an io_context destroyed with a strand-bound delivery queued frees the operation once (ASan)") {
+  held_device fx_outer; // only for its provider and medium
+  auto alive = std::make_shared<int>(0);
+  {
+    asio::io_context io;
+    pm::pmem_device<flushkit::region<held&>> dev(io, std::span(fx_outer.medium), scratch_options(), fx_outer.provider);
+    dev.async_write(0, asio::buffer(fx_outer.data), req_flags::fua,
+                    asio::bind_executor(asio::make_strand(io), [keep = alive](boost::system::error_code) {}));
+    std::thread([&] { REQUIRE(fx_outer.provider.release()); }).join(); // the delivery is queued on the strand
+    CHECK(alive.use_count() == 2);
+  } // the strand's queued hop and its invoker are destroyed in the services' order
+  CHECK(alive.use_count() == 1);
+}
+
+TEST_CASE("a coalescer may be destroyed by the coroutine its async_flush resumed") {
+  asio::io_context io;
+  flushkit::ordered_executor<> backend_ex(io.get_executor());
+  flushkit::test::executor_provider<asio::io_context::executor_type> backend(backend_ex);
+  bool flushed = false;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        auto c = std::make_unique<flushkit::coalescer<decltype(backend)&>>(io, backend);
+        co_await c->async_flush(); // the backend completes on this io_context's thread
+        flushed = true;
+      }, // c is destroyed here, after the coalescer left its own code (the handler was posted)
+      asio::detached);
+  io.run();
+  CHECK(flushed);
+}
+
+TEST_CASE("a provider that throws fails the write with io_error; nothing leaks out of async_write") {
+  struct throwing_provider {
+    flushkit::flush_result flush(flushkit::request&) { throw std::runtime_error("the backend exploded"); }
+  };
+  asio::io_context app;
+  throwing_provider p;
+  std::vector<std::byte> medium(4096);
+  pm::pmem_device<flushkit::region<throwing_provider&>> dev(app, std::span(medium), scratch_options(), p);
+  std::array<char, 8> data{};
+  handler_log log;
+  dev.async_write(0, asio::buffer(data), req_flags::fua, log.handler());
+  app.run();
+  CHECK(log.calls == 1);
+  CHECK(log.last == errc::io_error);
+  CHECK(dev.in_flight() == 0);
 }
 
 } // TEST_SUITE

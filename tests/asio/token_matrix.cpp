@@ -39,7 +39,9 @@
 #include <future>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -193,16 +195,19 @@ struct observation {
 };
 
 /// A callback that records what it saw; `initiated` is set once the
-/// initiating function returned.
+/// initiating function returned on `initiator`. A handler on another thread
+/// may run while that call is still returning; on the initiating thread it
+/// must not run before.
 template <class OnExecutor> struct recorder {
   observation* out;
   std::atomic<bool>* initiated;
   std::atomic<bool>* handled;
+  std::thread::id initiator;
   OnExecutor on_executor;
   void operator()(boost::system::error_code ec) const {
     out->ec = ec;
     out->ran = true;
-    out->after_initiation = initiated->load();
+    out->after_initiation = initiated->load() || std::this_thread::get_id() != initiator;
     out->on_expected_executor = on_executor();
     handled->store(true);
     handled->notify_all();
@@ -218,7 +223,7 @@ observation run_callback(Fixture& fx, Start start, OnExecutor on_executor) {
   observation o;
   std::atomic<bool> initiated{false}, handled{false};
   asio::post(fx.app, [&] {
-    start(recorder<OnExecutor>{&o, &initiated, &handled, on_executor});
+    start(recorder<OnExecutor>{&o, &initiated, &handled, std::this_thread::get_id(), on_executor});
     initiated.store(true);
   });
   fx.app.run();
@@ -374,6 +379,17 @@ TEST_CASE("a detached write still completes, and its bytes reach the medium") {
   CHECK(fx.dev.in_flight() == 0); // a synchronous provider finished inside submit
   fx.app.run();                   // the posted delivery runs and the detached handler drops it
   CHECK(std::memcmp(fx.medium.data(), fx.data.data(), fx.data.size()) == 0);
+}
+
+TEST_CASE("a buffer sequence whose type fixes more than max_io_buffers buffers is not const_buffers") {
+  static_assert(flushkit::const_buffers<std::array<asio::const_buffer, flushkit::max_io_buffers>>);
+  static_assert(!flushkit::const_buffers<std::array<asio::const_buffer, flushkit::max_io_buffers + 1>>);
+  static_assert(!flushkit::const_buffers<std::span<const asio::const_buffer, flushkit::max_io_buffers + 1>>);
+  static_assert(flushkit::const_buffers<std::span<const asio::const_buffer>>); // the value decides
+  static_assert(flushkit::const_buffers<std::vector<asio::const_buffer>>);
+  static_assert(!flushkit::const_buffers<std::string>);
+  static_assert(!flushkit::mutable_buffers<asio::const_buffer>);
+
 }
 
 TEST_CASE("the default token is deferred for a plain executor, so co_await needs no token") {

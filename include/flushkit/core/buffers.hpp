@@ -25,9 +25,12 @@ template <class T>
   requires requires { std::tuple_size<T>::value; }
 struct static_buffer_count<T> : std::integral_constant<std::size_t, std::tuple_size<T>::value> {};
 template <class T, std::size_t N> struct static_buffer_count<T[N]> : std::integral_constant<std::size_t, N> {};
+template <class T, std::size_t N>
+  requires(N != std::dynamic_extent)
+struct static_buffer_count<std::span<T, N>> : std::integral_constant<std::size_t, N> {};
 
 /// The number of buffers in `T` when the type fixes it (an array of
-/// buffers), 0 when only the value knows (a vector, a single buffer counts
+/// buffers, a span of static extent), 0 when only the value knows (a vector, a single buffer counts
 /// as one at run time).
 template <class T> inline constexpr std::size_t static_buffer_count_v = static_buffer_count<std::remove_cvref_t<T>>::value;
 

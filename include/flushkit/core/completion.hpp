@@ -26,7 +26,7 @@ template <class IoExecutor> struct initiate_wait {
 
   template <class Handler> void operator()(Handler&& h, request* req) const {
     using op_type = wait_op<std::decay_t<Handler>, IoExecutor>;
-    op_type::create(std::move(h), fallback_ex)->wait_for(*req);
+    op_type::create(std::move(h), fallback_ex, *req)->wait_for(*req);
   }
 };
 
@@ -51,21 +51,23 @@ struct initiate_wait_bound {
 /// failure; `as_tuple(use_awaitable)` returns it).
 ///
 /// Executor: the handler's associated executor, defaulting to `fallback_ex`; never
-/// `system_executor` unless the handler is bound there. A completion after
-/// initiation is dispatched there from the completing thread (inline when
-/// that thread already runs the executor); a request already complete at
-/// initiation is posted: the handler never runs inside this call.
-/// Outstanding work is tracked on that executor until then.
+/// `system_executor` unless the handler is bound there. The result is always
+/// posted there: the handler never runs inside this call, nor inside the
+/// component that completed the request. Outstanding work is tracked on that
+/// executor until then; the executor's context must outlive the wait.
 ///
 /// Ordering and durability: exactly those of the operation that completes the
 /// request. At most one waiter per request (callback or token).
 ///
 /// Cancellation: `terminal` (through the handler's associated cancellation
-/// slot) detaches the wait: the handler gets `operation_aborted`, posted. The
-/// request itself is not withdrawn: it completes exactly once later, into the
-/// wait's block; keep it (and its segments) alive and do not `prepare` it
-/// again until `req.completed()`. What it made durable is unknown to the
-/// cancelled waiter: a later flush tells. Other types are ignored.
+/// slot) detaches the wait: the request's waiter is disarmed and the handler
+/// gets `operation_aborted`, posted. The request itself is not withdrawn: it
+/// completes exactly once later, calling nothing; keep it (and its segments)
+/// alive and do not `prepare` it again until `req.completed()`, from which
+/// point nothing in flushkit touches it. A cancellation arriving while the
+/// completion already runs is refused (the handler gets the result). What a
+/// detached request made durable is unknown to the cancelled waiter: a later
+/// flush tells. Other types are ignored.
 ///
 /// Allocation: one operation block (handler, tracked executor, slot, a
 /// 2 x 128-byte slab) from the handler's associated allocator, default

@@ -8,6 +8,7 @@
 #include <flushkit/core/status.hpp>
 
 #include <atomic>
+#include <optional>
 #include <type_traits>
 #include <utility>
 
@@ -66,7 +67,11 @@ public:
       std::atomic_thread_fence(std::memory_order_seq_cst);
       return {};
     } else {
-      return region_error_policy(provider_.flush());
+      try {
+        return region_error_policy(provider_.flush());
+      } catch (...) {
+        return make_error_code(errc::io_error); // a provider that throws failed the flush
+      }
     }
   }
 
@@ -78,12 +83,19 @@ public:
   /// completes `req` later, on its own executor, and the status it gives
   /// passes through the same error policy before it reaches the waiter.
   /// Returns: the result with `region_error_policy` applied. The region does
-  /// not complete `req` for a synchronous result; the caller does.
+  /// not complete `req` for a synchronous result; the caller does. A
+  /// provider that throws gives `io_error` (an asynchronous one that throws
+  /// has not taken ownership of `req`); no exception leaves the region.
   /// Allocation: none.
   [[nodiscard]] flush_result flush(request& req) {
     if constexpr (is_async) {
       req.intercept_completion(&region::apply_policy, nullptr);
-      flush_result r = provider_.flush(req);
+      std::optional<flush_result> attempted = guarded_flush(req);
+      if (!attempted) { // it threw: it did not take ownership of `req`
+        req.cancel_interception();
+        return flush_result::done(make_error_code(errc::io_error));
+      }
+      const flush_result r = *attempted;
       if (r.is_async() && &r.handle().get_request() == &req) return r;
       // A handle for another request is a provider bug: reported, and `req`
       // fails now instead of waiting for a completion that never comes.
@@ -96,6 +108,14 @@ public:
   }
 
 private:
+  std::optional<flush_result> guarded_flush(request& req) noexcept {
+    try {
+      return provider_.flush(req);
+    } catch (...) {
+      return std::nullopt;
+    }
+  }
+
   static void apply_policy(void*, request& req, const status& st) noexcept {
     req.complete(region_error_policy(st));
   }

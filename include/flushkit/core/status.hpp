@@ -72,7 +72,7 @@ inline const errc_entry* find_errc(int value) noexcept {
 
 // A Boost.System category (its std::error_category face comes from Boost):
 // the fixed id makes every copy of this header-only category, in any shared
-// object, compare equal. Boost's base has a protected non-virtual destructor
+// object, compare equal as a Boost category (the std face is per copy). Boost's base has a protected non-virtual destructor
 // by design (categories are never deleted through it).
 #if defined(__GNUC__)
 #pragma GCC diagnostic push

@@ -273,7 +273,11 @@ public:
   }
   /// True once `remove()` ran: every later submission fails with `shutting_down`.
   bool removed() const noexcept { return removed_.load(std::memory_order_acquire); }
-  /// Requests accepted by `submit` whose completion has not been delivered yet.
+  /// Requests accepted by `submit` that the device has not yet handed to
+  /// their completion. At 0 nothing of the device runs for any request, so
+  /// the device may be destroyed; a completion handed over may still be
+  /// running (a request's own completion, or its handler, says when the
+  /// request itself may be reused).
   std::size_t in_flight() const noexcept { return in_flight_.load(std::memory_order_acquire); }
   /// Why the device refuses every request (success when it does not); see `check_durable`.
   const status& error() const noexcept { return refusal_.error; }

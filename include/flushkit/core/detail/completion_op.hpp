@@ -51,9 +51,23 @@ using tracked_t = std::decay_t<decltype(boost::asio::prefer(std::declval<Executo
 using unwrapped_io_executor = boost::asio::io_context::executor_type;
 using unwrapped_pool_executor = boost::asio::thread_pool::executor_type;
 
-/// Runs `f` on `ex`: `post` when `must_post`, else `dispatch` (inline when the
-/// calling thread already runs `ex`). `f`'s memory comes from its associated
-/// allocator, which `post`/`dispatch` hand to a concrete executor.
+/// True when the calling thread runs `ex`, or the executor under it (a
+/// strand's, whose dispatch would run inline there); false when `ex` cannot tell.
+template <class Executor> bool runs_in_this_thread(const Executor& ex) noexcept {
+  if constexpr (requires { ex.running_in_this_thread(); })
+    if (ex.running_in_this_thread()) return true;
+  if constexpr (requires { ex.get_inner_executor(); })
+    return runs_in_this_thread(ex.get_inner_executor());
+  else
+    return false;
+}
+
+/// Runs `f` on `ex`: posted when `must_post` or when the calling thread runs
+/// `ex` (so `f` never runs inside the caller's code), else dispatched (which
+/// for an executor the calling thread does not run queues it too, and for
+/// one that runs everything inline - `use_future`'s - runs it here).
+/// `f`'s memory comes from its associated allocator, which `post` /
+/// `dispatch` hand to a concrete executor.
 ///
 /// A type-erased executor drops that allocator (`any_executor::execute` wraps
 /// the function in an `executor_function` from the calling thread's recycling
@@ -64,13 +78,14 @@ using unwrapped_pool_executor = boost::asio::thread_pool::executor_type;
 /// Any other target goes through the wrapper and may allocate there.
 template <class Executor, class Function> void run_on(const Executor& ex, Function&& f, bool must_post) {
   if constexpr (type_erased_executor<Executor>) {
-    if (const auto* t = ex.template target<tracked_t<unwrapped_io_executor>>()) return run_on(*t, std::forward<Function>(f), must_post);
+    if (const auto* t = ex.template target<tracked_t<unwrapped_io_executor>>())
+      return run_on(*t, std::forward<Function>(f), must_post);
     if (const auto* t = ex.template target<unwrapped_io_executor>()) return run_on(*t, std::forward<Function>(f), must_post);
     if (const auto* t = ex.template target<tracked_t<unwrapped_pool_executor>>())
       return run_on(*t, std::forward<Function>(f), must_post);
     if (const auto* t = ex.template target<unwrapped_pool_executor>()) return run_on(*t, std::forward<Function>(f), must_post);
   }
-  if (must_post)
+  if (must_post || runs_in_this_thread(ex))
     boost::asio::post(ex, std::forward<Function>(f));
   else
     boost::asio::dispatch(ex, std::forward<Function>(f));
@@ -86,31 +101,45 @@ inline constexpr bool has_associated_executor =
 /// The result a detached (cancelled) waiter receives.
 inline status aborted() noexcept { return boost::asio::error::operation_aborted; }
 
+/// How a cancelled operation lets go of its request (`Op::detach()`).
+enum class detach_result : std::uint8_t {
+  too_late, ///< the request is completing now: the cancellation is refused, its result is delivered
+  detached, ///< the request will never call the operation again (a caller's request, disarmed)
+  bound,    ///< the request still completes into the operation later (it owns the request)
+};
+
 /// Base of a completion operation `Op` (CRTP) waiting for one request: one
 /// block from the handler's associated allocator (default
 /// `recycling_allocator`) holding `Op`'s state, the handler, tracked work on
 /// the handler's associated executor (default `IoExecutor`, the I/O object's
 /// executor), the handler's cancellation slot and a `hop_slab`.
 ///
-/// Two events end the op, in either order: the request's completion
-/// (`request_done`) and the delivery to the handler. Whichever of the
-/// request's completion and a terminal cancellation comes first claims the
-/// delivery; the block is freed when both ended.
+/// Lifetime: a reference count over everything that may still touch the
+/// block - the request's pending completion, the delivery, and each `hop_slab`
+/// block an executor holds (a strand keeps two: its queued operation and its
+/// invoker, and frees them in its own order, also when it is destroyed with
+/// them queued). The last release frees the block with the handler's
+/// allocator.
 ///
-/// Delivery may run on any thread and frees nothing there: it posts (or
-/// dispatches) a function object, allocated in the op's own slab, to the
-/// handler's executor. That function clears the cancellation slot, moves the
-/// handler out, frees the block with the handler's allocator - on the thread
-/// that runs the handler's executor, the thread that allocated the block in
-/// steady state, so its recycling cache gets the block back - and invokes the
-/// handler. With one waiter thread and one completer thread nothing reaches
-/// the heap in steady state: the completer only enqueues a slab block.
+/// Delivery may run on any thread and frees nothing there: it hands a
+/// function object (the hop), allocated in the op's own slab, to the
+/// handler's executor - posted when the result is known at initiation or the
+/// delivering thread runs that executor, so a handler never runs inside the
+/// initiating function nor inside the component that completed the request
+/// on its own thread (which the handler may then destroy). The hop clears the
+/// cancellation slot, moves the handler out, releases the delivery's
+/// references - in steady state the block is then freed on the thread that
+/// runs the handler's executor, the thread that allocated it, so its
+/// recycling cache gets it back - and invokes the handler. With one waiter
+/// thread and one completer thread nothing reaches the heap in steady state:
+/// the completer only enqueues a slab block.
 ///
 /// Cancellation: a `terminal` cancellation emitted on the handler's slot
-/// before the request completed delivers `operation_aborted` (always posted);
-/// `Op::withdraw()` first makes sure nothing touches the caller's memory any
-/// more. The request still completes exactly once internally, into this
-/// block, which lives until then. Other cancellation types are ignored.
+/// before the request completed delivers `operation_aborted`. `Op::detach()`
+/// says how the op lets go of the request; for one it owns, `Op::withdraw()`
+/// then makes sure nothing touches the caller's memory any more, and the
+/// request still completes exactly once internally, into this block. Other
+/// cancellation types are ignored.
 template <class Op, class Handler, class IoExecutor> class completion_op {
 public:
   using handler_type = Handler;
@@ -141,24 +170,27 @@ public:
   /// completed, delivers its result now (posted: never inside the initiating
   /// function).
   void wait_for(request& req) {
-    if (!req.arm_waiter(&completion_op::on_request_done, this)) request_done(req.result(), /*must_post=*/true);
+    if (!req.arm_waiter(&completion_op::on_request_done, this)) request_done(req.result(), /*at_initiation=*/true);
   }
 
   /// The request completed with `st` (from any thread, once): delivers `st`
   /// unless a cancellation delivered first.
-  void request_done(const status& st, bool must_post) {
-    if (claim()) return deliver(st, must_post, /*refs=*/2);
+  void request_done(const status& st, bool at_initiation) {
+    if (claim()) return deliver(st, /*refs=*/2, at_initiation);
     release(1);
   }
 
 protected:
   completion_op(Handler&& h, const IoExecutor& fallback_ex)
-      : handler_(std::move(h)), alloc_(boost::asio::get_associated_allocator(handler_, boost::asio::recycling_allocator<void>())),
+      : handler_(std::move(h)),
+        alloc_(boost::asio::get_associated_allocator(handler_, boost::asio::recycling_allocator<void>())),
         work_(boost::asio::prefer(boost::asio::get_associated_executor(handler_, fallback_ex),
                                   boost::asio::execution::outstanding_work.tracked)),
         slot_(boost::asio::get_associated_cancellation_slot(handler_)) {}
   ~completion_op() = default;
 
+  /// Default: the op owns its request (see `detach_result::bound`).
+  detach_result detach() noexcept { return detach_result::bound; }
   /// Default: the op uses no caller memory once the request was submitted.
   void withdraw() noexcept {}
 
@@ -172,10 +204,35 @@ private:
     void operator()(boost::asio::cancellation_type_t type) const { op->cancel(type); }
   };
 
+  // The hop's memory: blocks of the op's slab, each holding a reference to
+  // the op until the executor gives it back.
+  template <class T> class block_allocator {
+  public:
+    using value_type = T;
+    template <class U> struct rebind {
+      using other = block_allocator<U>;
+    };
+    explicit block_allocator(completion_op* op) noexcept : op_(op) {}
+    template <class U> block_allocator(const block_allocator<U>& other) noexcept : op_(other.op()) {}
+    T* allocate(std::size_t n) {
+      op_->refs_.fetch_add(1, std::memory_order_relaxed);
+      return static_cast<T*>(op_->slab_.allocate(n * sizeof(T)));
+    }
+    void deallocate(T* p, std::size_t) noexcept {
+      completion_op* op = op_;
+      op->slab_.deallocate(p);
+      op->release(1);
+    }
+    completion_op* op() const noexcept { return op_; }
+    template <class U> bool operator==(const block_allocator<U>& o) const noexcept { return op_ == o.op(); }
+
+  private:
+    completion_op* op_;
+  };
+
   // Runs on the handler's executor. Owns `refs` references to the op until it
   // runs: an executor destroyed with the hop still queued destroys the hop
-  // unrun, and the op (with its handler) is released then, without invoking
-  // the handler.
+  // unrun, and the handler is destroyed then, without being invoked.
   class hop {
   public:
     hop(Op* op, status result, unsigned refs) noexcept : op_(op), result_(result), refs_(refs) {}
@@ -195,7 +252,7 @@ private:
   private:
     Handler take_handler() {
       completion_op* op = std::exchange(op_, nullptr);
-      op->disconnect_cancellation();
+      op->disconnect_cancellation(); // before the handler, which may own the signal, goes
       Handler h(std::move(op->handler_));
       op->release(refs_);
       return h;
@@ -207,13 +264,12 @@ private:
   };
 
   static void on_request_done(void* context, const status& st) {
-    static_cast<completion_op*>(context)->request_done(st, /*must_post=*/false);
+    static_cast<completion_op*>(context)->request_done(st, /*at_initiation=*/false);
   }
 
   void connect_cancellation() {
-    if constexpr (!std::is_same_v<cancellation_slot_type, boost::asio::cancellation_slot>) return;
-    else if (slot_.is_connected())
-      slot_.template emplace<cancel_handler>(cancel_handler{this});
+    if constexpr (std::is_same_v<cancellation_slot_type, boost::asio::cancellation_slot>)
+      if (slot_.is_connected()) slot_.template emplace<cancel_handler>(cancel_handler{this});
   }
   void disconnect_cancellation() noexcept {
     if constexpr (std::is_same_v<cancellation_slot_type, boost::asio::cancellation_slot>)
@@ -224,14 +280,17 @@ private:
 
   void cancel(boost::asio::cancellation_type_t type) {
     if ((type & boost::asio::cancellation_type::terminal) == boost::asio::cancellation_type::none) return;
-    if (!claim()) return; // the result is already on its way
-    static_cast<Op*>(this)->withdraw();
-    deliver(aborted(), /*must_post=*/true, /*refs=*/1);
+    const detach_result d = static_cast<Op*>(this)->detach();
+    if (d == detach_result::too_late) return; // the result is on its way
+    if (!claim()) return;                     // delivered already
+    if (d == detach_result::bound) static_cast<Op*>(this)->withdraw();
+    deliver(aborted(), d == detach_result::detached ? 2 : 1, /*must_post=*/true);
   }
 
-  void deliver(const status& result, bool must_post, unsigned refs) {
+  void deliver(const status& result, unsigned refs, bool must_post) {
     work_executor ex(std::move(work_)); // the hop may free *this before run_on returns
-    run_on(ex, in_slab(slab_, hop{static_cast<Op*>(this), result, refs}), must_post);
+    run_on(ex, boost::asio::bind_allocator(block_allocator<void>(this), hop{static_cast<Op*>(this), result, refs}),
+           must_post);
   }
 
   void release(unsigned n) noexcept {
@@ -246,17 +305,25 @@ private:
   work_executor work_;
   cancellation_slot_type slot_;
   std::atomic<bool> claimed_{false};
-  std::atomic<std::uint8_t> refs_{2}; // the request's completion + the delivery
+  std::atomic<std::uint8_t> refs_{2}; // the request's completion + the delivery (+ each hop block in use)
   hop_slab slab_;
 };
 
-/// The operation behind a wait for a caller-owned request.
+/// The operation behind a wait for a caller-owned request. A cancellation
+/// disarms the request's waiter, so the request never calls the operation
+/// again and `request::completed()` then says when the caller may reuse it.
 template <class Handler, class IoExecutor>
 class wait_op final : public completion_op<wait_op<Handler, IoExecutor>, Handler, IoExecutor> {
   using base = completion_op<wait_op<Handler, IoExecutor>, Handler, IoExecutor>;
   friend base;
 
-  wait_op(Handler&& h, const IoExecutor& fallback_ex) : base(std::move(h), fallback_ex) {}
+  wait_op(Handler&& h, const IoExecutor& fallback_ex, request& req) : base(std::move(h), fallback_ex), req_(&req) {}
+
+  detach_result detach() noexcept {
+    return req_->disarm_waiter() ? detach_result::detached : detach_result::too_late;
+  }
+
+  request* req_;
 };
 
 /// An operation that owns its request (and up to `max_io_buffers` segments
@@ -277,7 +344,7 @@ public:
                     const BufferSequence& buffers, req_flags flags, Submit&& submit) {
     request_op* self = base::create(std::move(h), fallback_ex);
     const std::size_t n = to_segments(buffers, self->segments_);
-    if (n > max_io_buffers) return self->request_done(make_error_code(errc::invalid_request), /*must_post=*/true);
+    if (n > max_io_buffers) return self->request_done(make_error_code(errc::invalid_request), /*at_initiation=*/true);
     self->req_.prepare(op, offset, std::span<const segment>(self->segments_.data(), n), flags);
     submit(self->req_);
     self->wait_for(self->req_);

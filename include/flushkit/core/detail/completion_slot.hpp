@@ -55,6 +55,17 @@ public:
     return (old & completed_bit) == 0;
   }
 
+  /// Removes the armed waiter unless the completion already began: returns
+  /// true when `complete` will not call it (the slot stays armed-once, so a
+  /// second `arm` is still refused), false when it is being or was called.
+  bool disarm() noexcept {
+    std::uint8_t s = state_.load(std::memory_order_acquire);
+    while ((s & completed_bit) == 0)
+      if (state_.compare_exchange_weak(s, static_cast<std::uint8_t>(s & ~armed_bit), std::memory_order_acq_rel))
+        return true;
+    return false;
+  }
+
   bool done() const noexcept { return (state_.load(std::memory_order_acquire) & completed_bit) != 0; }
 
   /// The stored status; valid once `done()` is true.
