@@ -100,6 +100,7 @@ TEST_CASE("flushes run one at a time in submission order") {
   asio::thread_pool pool(2);
   std::vector<int> order;
   struct ordered_provider {
+    explicit ordered_provider(std::vector<int>* o) : order(o) {}
     std::vector<int>* order;
     std::atomic<int> running{0};
     int next = 0;

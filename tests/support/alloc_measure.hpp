@@ -14,6 +14,7 @@
 
 #include <array>
 #include <cstddef>
+#include <future>
 
 namespace flushkit::test {
 
@@ -22,11 +23,17 @@ namespace flushkit::test {
 /// next item arrives while the invoker still runs. That race may first happen
 /// after 100000 items, and its first occurrence allocates once per process;
 /// a pool-thread post of a larger handler leaves a block that size in the
-/// pool thread's cache.
+/// pool thread's cache. Returns once that post ran, so the warm-up's own
+/// allocations are never inside a measured window.
 template <class Pool> void warm_pool_strand_cache(Pool& pool) {
-  boost::asio::post(pool, [&pool] {
-    boost::asio::post(pool, [pad = std::array<std::byte, 96>{}] { static_cast<void>(pad); });
+  std::promise<void> done;
+  boost::asio::post(pool, [&pool, &done] {
+    boost::asio::post(pool, [pad = std::array<std::byte, 96>{}, &done] {
+      static_cast<void>(pad);
+      done.set_value();
+    });
   });
+  done.get_future().wait();
 }
 
 /// Prints the allocations per write of a measured window (a doctest MESSAGE).
