@@ -21,6 +21,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -37,6 +38,7 @@
 #include <stdexcept>
 #include <span>
 #include <thread>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -281,13 +283,19 @@ TEST_CASE("an io_context destroyed with a strand-bound delivery queued frees the
   CHECK(alive.use_count() == 1);
 }
 
-TEST_CASE("a coalescer may be destroyed by the coroutine its async_flush resumed") {
+TEST_CASE_TEMPLATE("a coalescer may be destroyed by the coroutine its async_flush resumed", OnStrand, std::false_type,
+                   std::true_type) {
   asio::io_context io;
+  // Plain io_context, or a coroutine on a strand of it (an any_io_executor
+  // whose target is a strand: dispatching there from the io thread would run
+  // the coroutine inside the coalescer).
+  const asio::any_io_executor coroutine_ex =
+      OnStrand::value ? asio::any_io_executor(asio::make_strand(io)) : asio::any_io_executor(io.get_executor());
   flushkit::ordered_executor<> backend_ex(io.get_executor());
   flushkit::test::executor_provider<asio::io_context::executor_type> backend(backend_ex);
   bool flushed = false;
   asio::co_spawn(
-      io,
+      coroutine_ex,
       [&]() -> asio::awaitable<void> {
         auto c = std::make_unique<flushkit::coalescer<decltype(backend)&>>(io, backend);
         co_await c->async_flush(); // the backend completes on this io_context's thread
@@ -313,6 +321,39 @@ TEST_CASE("a provider that throws fails the write with io_error; nothing leaks o
   CHECK(log.calls == 1);
   CHECK(log.last == errc::io_error);
   CHECK(dev.in_flight() == 0);
+}
+
+TEST_CASE("a second emit after a cancellation touches nothing") {
+  asio::io_context app;
+  auto req = std::make_unique<flushkit::request>(flushkit::req_op::flush, 0, std::span<const flushkit::segment>{},
+                                                 req_flags::preflush);
+  asio::cancellation_signal signal;
+  handler_log log;
+  flushkit::async_wait(*req, app.get_executor(), asio::bind_cancellation_slot(signal.slot(), log.handler()));
+  signal.emit(asio::cancellation_type::terminal);
+  req->complete(errc::io_error); // disarmed: calls nothing
+  REQUIRE(req->completed());
+  req.reset();                                    // (before the aborted handler ran: against the rule, yet safe)
+  signal.emit(asio::cancellation_type::terminal); // the handler is still in the slot: it must not touch the request
+  app.run();
+  CHECK(log.calls == 1);
+  CHECK(log.last == asio::error::operation_aborted);
+}
+
+TEST_CASE("a delivery destroyed unrun at shutdown does not touch a signal that is already gone (ASan)") {
+  held provider;
+  std::vector<std::byte> medium(4096);
+  std::array<char, 8> data{};
+  int calls = 0;
+  {
+    asio::io_context io;
+    asio::cancellation_signal signal; // destroyed before io: the queued delivery must not clear its slot
+    pm::pmem_device<flushkit::region<held&>> dev(io, std::span(medium), scratch_options(), provider);
+    dev.async_write(0, asio::buffer(data), req_flags::fua,
+                    asio::bind_cancellation_slot(signal.slot(), [&calls](boost::system::error_code) { ++calls; }));
+    std::thread([&] { REQUIRE(provider.release()); }).join(); // queued on io, never run
+  }
+  CHECK(calls == 0);
 }
 
 } // TEST_SUITE

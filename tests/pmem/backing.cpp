@@ -11,9 +11,13 @@
 #include <optional>
 #include <vector>
 
+#include <csignal>
+
 #include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <system_error>
 
 namespace pm = flushkit::pmem;
@@ -180,6 +184,24 @@ TEST_CASE("zero-fill grows only the missing part and keeps what the file already
   REQUIRE(grown);
   CHECK(std::memcmp(grown->data(), "kept", 4) == 0);
   CHECK(grown->data()[4096] == std::byte{0});
+}
+
+TEST_CASE("a grow that fails leaves the file at its old size") {
+  flushkit::test::temp_file f; // empty
+  ::rlimit old{};
+  REQUIRE(::getrlimit(RLIMIT_FSIZE, &old) == 0);
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  ::rlimit small = old;
+  small.rlim_cur = 64 * 1024; // the file may not grow past 64 KiB: the 1 MiB grow fails with EFBIG
+  REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
+  auto b = pm::backing::file(f.path(), {.size = 1 << 20});
+  ::setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, old_handler);
+  REQUIRE_FALSE(b);
+  CHECK(b.error() == std::errc::file_too_large);
+  struct ::stat sb {};
+  REQUIRE(::stat(f.path(), &sb) == 0);
+  CHECK(sb.st_size == 0);
 }
 
 } // TEST_SUITE

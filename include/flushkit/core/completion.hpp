@@ -51,10 +51,12 @@ struct initiate_wait_bound {
 /// failure; `as_tuple(use_awaitable)` returns it).
 ///
 /// Executor: the handler's associated executor, defaulting to `fallback_ex`; never
-/// `system_executor` unless the handler is bound there. The result is always
-/// posted there: the handler never runs inside this call, nor inside the
-/// component that completed the request. Outstanding work is tracked on that
-/// executor until then; the executor's context must outlive the wait.
+/// `system_executor` unless the handler is bound there. The result is posted
+/// there (dispatched only from a thread known not to run it, which queues
+/// it): the handler never runs inside this call, nor inside the component
+/// that completed the request - unless it is bound to an executor that runs
+/// on the caller (`system_executor`, `use_future`'s). Outstanding work is
+/// tracked on that executor until then; its context must outlive the wait.
 ///
 /// Ordering and durability: exactly those of the operation that completes the
 /// request. At most one waiter per request (callback or token).
@@ -62,10 +64,11 @@ struct initiate_wait_bound {
 /// Cancellation: `terminal` (through the handler's associated cancellation
 /// slot) detaches the wait: the request's waiter is disarmed and the handler
 /// gets `operation_aborted`, posted. The request itself is not withdrawn: it
-/// completes exactly once later, calling nothing; keep it (and its segments)
-/// alive and do not `prepare` it again until `req.completed()`, from which
-/// point nothing in flushkit touches it. A cancellation arriving while the
-/// completion already runs is refused (the handler gets the result). What a
+/// completes exactly once later, calling nothing; once the aborted handler
+/// ran, keep it (and its segments) alive and do not `prepare` it again until
+/// `req.completed()`, from which point nothing in flushkit touches it. A
+/// cancellation arriving while the completion already runs is refused (the
+/// handler gets the result, and the request is the caller's when it runs). What a
 /// detached request made durable is unknown to the cancelled waiter: a later
 /// flush tells. Other types are ignored.
 ///

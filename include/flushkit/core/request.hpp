@@ -213,8 +213,8 @@ public:
   }
   /// Low-level removal of that waiter by a cancelled `async_wait`: true when
   /// the completion will not call it (it had not begun); the request then
-  /// completes without a waiter, and `completed()` turning true is the point
-  /// from which nothing in flushkit touches it.
+  /// completes without a waiter, and `completed()` turning true (after the
+  /// aborted handler ran) is the point from which nothing in flushkit touches it.
   bool disarm_waiter() noexcept { return slot_.disarm(); }
 
   /// Work node for an ordered executor (the request's place in a work queue).

@@ -7,6 +7,7 @@
 #include <flushkit/core/request.hpp>
 #include <flushkit/core/status.hpp>
 #include <flushkit/core/work_item.hpp>
+#include <flushkit/detail/assert.hpp>
 #include <flushkit/exec/ordered_executor.hpp>
 
 #include <boost/asio/thread_pool.hpp>
@@ -90,7 +91,11 @@ public:
 
   /// Rejects later flushes with `shutting_down` and blocks until the queued
   /// ones completed. Not from the executor's threads. Idempotent.
-  void shutdown_and_wait() { exec_.shutdown(); }
+  void shutdown_and_wait() {
+    FLUSHKIT_ASSERT(!get_executor().running_in_this_thread(),
+                    "offload_provider::shutdown_and_wait() on a thread of its executor (it would wait for itself)");
+    exec_.shutdown();
+  }
   /// True when no flush is queued or running.
   bool idle() const noexcept { return exec_.idle(); }
 

@@ -120,8 +120,10 @@ public:
   /// `opts.preallocate` says; with `zero_fill` the call writes and syncs the
   /// grown range, so it blocks for that long), and mapped MAP_SHARED; with
   /// MAP_SYNC when `opts.try_map_sync` and the file system supports it
-  /// (DAX). `persistence_mode()` says which mapping was obtained. A range
-  /// already inside the file is used as it is.
+  /// (DAX). `persistence_mode()` says which mapping was obtained. The part
+  /// already inside the file keeps its bytes (its holes are allocated, not
+  /// written: they may stay unwritten extents). A failed grow truncates the
+  /// file back to its old size.
   [[nodiscard]] static result<backing> file(const char* path, const file_options& opts = {}) {
     if (opts.offset % page_size() != 0) return make_error_code(errc::invalid_request);
     const int fd = ::open(path, O_RDWR | O_CLOEXEC | (opts.create ? O_CREAT : 0), opts.mode);
@@ -133,8 +135,10 @@ public:
     if (size == 0 && file_size > opts.offset) size = static_cast<std::size_t>(file_size - opts.offset);
     if (status st = check_size(size, opts.offset)) return close_with(fd, st);
     if (file_size < opts.offset + size) {
-      if (status st = grow(fd, std::max(file_size, opts.offset), opts.offset + size, opts.preallocate))
+      if (status st = grow(fd, opts.offset, std::max(file_size, opts.offset), opts.offset + size, opts.preallocate)) {
+        static_cast<void>(::ftruncate(fd, static_cast<::off_t>(file_size))); // a failed grow leaves the file as it was
         return close_with(fd, st);
+      }
     }
     return map_file(fd, size, opts);
   }
@@ -228,10 +232,12 @@ private:
     return b;
   }
 
-  // Allocates [from, to) of the file; with zero_fill also writes zeros over
-  // it and syncs, so no block of it is left as an unwritten extent.
-  [[nodiscard]] static status grow(int fd, std::uint64_t from, std::uint64_t to, preallocation how) noexcept {
-    const int err = ::posix_fallocate(fd, static_cast<::off_t>(from), static_cast<::off_t>(to - from));
+  // Allocates [start, to) of the file (holes of an existing part too); with
+  // zero_fill also writes zeros over the new part [from, to) and syncs, so no
+  // block of it is left as an unwritten extent.
+  [[nodiscard]] static status grow(int fd, std::uint64_t start, std::uint64_t from, std::uint64_t to,
+                                   preallocation how) noexcept {
+    const int err = ::posix_fallocate(fd, static_cast<::off_t>(start), static_cast<::off_t>(to - start));
     if (err != 0) return {err, boost::system::generic_category()};
     if (how == preallocation::fallocate) return {};
     static constexpr std::size_t chunk = 64 * 1024;

@@ -14,17 +14,23 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/execution/context.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/query.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/recycling_allocator.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/system_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 
 #include <array>
 #include <atomic>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <type_traits>
 #include <utility>
@@ -51,31 +57,46 @@ using tracked_t = std::decay_t<decltype(boost::asio::prefer(std::declval<Executo
 using unwrapped_io_executor = boost::asio::io_context::executor_type;
 using unwrapped_pool_executor = boost::asio::thread_pool::executor_type;
 
-/// True when the calling thread runs `ex`, or the executor under it (a
-/// strand's, whose dispatch would run inline there); false when `ex` cannot tell.
-template <class Executor> bool runs_in_this_thread(const Executor& ex) noexcept {
-  if constexpr (requires { ex.running_in_this_thread(); })
+/// Whether the calling thread runs `ex` - or the executor under it (a
+/// strand's, whose dispatch would run inline there): empty when `ex` cannot
+/// tell (a type-erased executor whose target `run_on` does not unwrap).
+template <class Executor> std::optional<bool> runs_in_this_thread(const Executor& ex) noexcept {
+  if constexpr (type_erased_executor<Executor>) {
+    return std::nullopt;
+  } else if constexpr (requires { ex.running_in_this_thread(); }) {
     if (ex.running_in_this_thread()) return true;
-  if constexpr (requires { ex.get_inner_executor(); })
-    return runs_in_this_thread(ex.get_inner_executor());
-  else
-    return false;
+    if constexpr (requires { ex.get_inner_executor(); })
+      return runs_in_this_thread(ex.get_inner_executor());
+    else
+      return false;
+  } else {
+    return std::nullopt;
+  }
 }
 
-/// Runs `f` on `ex`: posted when `must_post` or when the calling thread runs
-/// `ex` (so `f` never runs inside the caller's code), else dispatched (which
-/// for an executor the calling thread does not run queues it too, and for
-/// one that runs everything inline - `use_future`'s - runs it here).
-/// `f`'s memory comes from its associated allocator, which `post` /
-/// `dispatch` hand to a concrete executor.
+/// True for an executor that runs what it is given on the calling thread by
+/// design (`system_executor`, `use_future`'s promise executor): dispatching
+/// to it is what the handler asked for.
+template <class Executor>
+concept runs_on_caller = requires(const Executor& ex) {
+  { boost::asio::query(ex, boost::asio::execution::context) } -> std::same_as<boost::asio::system_context&>;
+};
+
+/// Runs `f` on `ex`: dispatched - inline only for an executor that runs
+/// everything on the caller (`runs_on_caller`), queued otherwise - when the
+/// calling thread is known not to run `ex`; posted in every other case and
+/// when `must_post`, so `f` never runs inside the caller's code unless the
+/// handler asked for that. `f`'s memory comes from its associated allocator,
+/// which `post` / `dispatch` hand to a concrete executor.
 ///
 /// A type-erased executor drops that allocator (`any_executor::execute` wraps
 /// the function in an `executor_function` from the calling thread's recycling
 /// cache, freed on the executor's thread: a miss on every cross-thread
 /// completion). So an `any_io_executor` whose target is an `io_context` or
-/// `thread_pool` executor - what `use_awaitable`, `co_spawn` and
-/// `any_io_executor` users hold - is unwrapped and `f` goes to the target.
-/// Any other target goes through the wrapper and may allocate there.
+/// `thread_pool` executor, or a strand of one - what `use_awaitable`,
+/// `co_spawn` and `any_io_executor` users hold - is unwrapped and `f` goes to
+/// the target. Any other target goes through the wrapper, is always posted,
+/// and may allocate there.
 template <class Executor, class Function> void run_on(const Executor& ex, Function&& f, bool must_post) {
   if constexpr (type_erased_executor<Executor>) {
     if (const auto* t = ex.template target<tracked_t<unwrapped_io_executor>>())
@@ -84,11 +105,20 @@ template <class Executor, class Function> void run_on(const Executor& ex, Functi
     if (const auto* t = ex.template target<tracked_t<unwrapped_pool_executor>>())
       return run_on(*t, std::forward<Function>(f), must_post);
     if (const auto* t = ex.template target<unwrapped_pool_executor>()) return run_on(*t, std::forward<Function>(f), must_post);
+    if (const auto* t = ex.template target<boost::asio::strand<unwrapped_io_executor>>())
+      return run_on(*t, std::forward<Function>(f), must_post);
+    if (const auto* t = ex.template target<boost::asio::strand<unwrapped_pool_executor>>())
+      return run_on(*t, std::forward<Function>(f), must_post);
   }
-  if (must_post || runs_in_this_thread(ex))
-    boost::asio::post(ex, std::forward<Function>(f));
+  bool dispatch = false;
+  if constexpr (runs_on_caller<Executor>)
+    dispatch = !must_post;
   else
+    dispatch = !must_post && runs_in_this_thread(ex) == std::optional<bool>(false);
+  if (dispatch)
     boost::asio::dispatch(ex, std::forward<Function>(f));
+  else
+    boost::asio::post(ex, std::forward<Function>(f));
 }
 
 /// True when `Handler` has an associated executor of its own (bound with
@@ -240,19 +270,22 @@ private:
     hop(const hop&) = delete;
     hop& operator=(const hop&) = delete;
     hop& operator=(hop&&) = delete;
+    // Destroyed unrun (its executor shut down): the signal may be gone
+    // already, so the slot is not touched; the handler, and with it any
+    // signal it owns, is destroyed.
     ~hop() {
-      if (op_ != nullptr) static_cast<void>(take_handler());
+      if (op_ != nullptr) static_cast<void>(take_handler(/*clear_slot=*/false));
     }
 
     void operator()() {
-      Handler h = take_handler();
+      Handler h = take_handler(/*clear_slot=*/true);
       std::move(h)(result_);
     }
 
   private:
-    Handler take_handler() {
+    Handler take_handler(bool clear_slot) {
       completion_op* op = std::exchange(op_, nullptr);
-      op->disconnect_cancellation(); // before the handler, which may own the signal, goes
+      if (clear_slot) op->disconnect_cancellation(); // before the handler, which may reuse the signal, runs
       Handler h(std::move(op->handler_));
       op->release(refs_);
       return h;
@@ -280,6 +313,7 @@ private:
 
   void cancel(boost::asio::cancellation_type_t type) {
     if ((type & boost::asio::cancellation_type::terminal) == boost::asio::cancellation_type::none) return;
+    if (claimed_.load(std::memory_order_acquire)) return; // delivered, or cancelled already: touch nothing
     const detach_result d = static_cast<Op*>(this)->detach();
     if (d == detach_result::too_late) return; // the result is on its way
     if (!claim()) return;                     // delivered already
