@@ -21,7 +21,8 @@
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/strand.hpp>
-#include <boost/asio/system_context.hpp>
+#include <boost/asio/system_executor.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/asio/thread_pool.hpp>
 
 #include <array>
@@ -77,10 +78,13 @@ template <class Executor> std::optional<bool> runs_in_this_thread(const Executor
 /// True for an executor that runs what it is given on the calling thread by
 /// design (`system_executor`, `use_future`'s promise executor): dispatching
 /// to it is what the handler asked for.
+template <class Executor> struct runs_on_caller_impl : std::false_type {};
+template <class Blocking, class Relationship, class Allocator>
+struct runs_on_caller_impl<boost::asio::basic_system_executor<Blocking, Relationship, Allocator>> : std::true_type {};
+template <class T, class Blocking>
+struct runs_on_caller_impl<boost::asio::detail::promise_executor<T, Blocking>> : std::true_type {};
 template <class Executor>
-concept runs_on_caller = requires(const Executor& ex) {
-  { boost::asio::query(ex, boost::asio::execution::context) } -> std::same_as<boost::asio::system_context&>;
-};
+concept runs_on_caller = runs_on_caller_impl<std::decay_t<Executor>>::value;
 
 /// Runs `f` on `ex`: dispatched - inline only for an executor that runs
 /// everything on the caller (`runs_on_caller`), queued otherwise - when the
