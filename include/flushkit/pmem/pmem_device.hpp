@@ -364,12 +364,17 @@ private:
   // Steps 2 and 3. A request whose waiter was cancelled while its PREFLUSH
   // ran has withdrawn its segments: nothing is copied.
   void data_and_fua(request& req) {
-    if (req.has_data() && !req.begin_segment_use()) return req.complete(make_error_code(errc::cancelled));
-    const status st = req.has_data() ? copy_data(req) : status{};
-    if (req.has_data()) req.end_segment_use();
+    const status st = req.has_data() ? copy_unless_withdrawn(req) : status{};
     if (st || !has(req.flags(), req_flags::fua)) return req.complete(st);
     const flush_result r = region_.flush(req);
     if (!r.is_async()) req.complete(r.sync_status());
+  }
+
+  [[nodiscard]] status copy_unless_withdrawn(request& req) {
+    if (!req.begin_segment_use()) return make_error_code(errc::cancelled);
+    const status st = copy_data(req);
+    req.end_segment_use();
+    return st;
   }
 
   [[nodiscard]] status copy_data(const request& req) {
