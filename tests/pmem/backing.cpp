@@ -13,9 +13,13 @@
 
 #include <csignal>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <system_error>
@@ -48,9 +52,52 @@ std::optional<extent_census> census_of(int fd) {
   return c;
 }
 
+/// Pages of [p, p + len) resident in the page cache (mincore).
+std::size_t resident_pages(const void* p, std::size_t len) {
+  const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> vec((len + page - 1) / page);
+  REQUIRE(::mincore(const_cast<void*>(p), len, vec.data()) == 0);
+  return static_cast<std::size_t>(std::count_if(vec.begin(), vec.end(), [](unsigned char v) { return (v & 1) != 0; }));
+}
+
+/// Pages of the file's first `len` bytes resident in the page cache, seen through a mapping of its own.
+std::size_t resident_file_pages(int fd, std::size_t len) {
+  void* p = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, fd, 0);
+  REQUIRE(p != MAP_FAILED);
+  const std::size_t n = resident_pages(p, len);
+  ::munmap(p, len);
+  return n;
+}
+
 } // namespace
 
 TEST_SUITE("pmem/backing") {
+
+TEST_CASE("a file mapping starts with the range's clean pages dropped from the page cache (no large folios)") {
+  flushkit::test::temp_file f;
+  constexpr std::size_t len = 1 << 20;
+  {
+    const int fd = ::open(f.path(), O_RDWR);
+    REQUIRE(fd >= 0);
+    const std::vector<std::byte> ones(len, std::byte{1});
+    REQUIRE(::pwrite(fd, ones.data(), len, 0) == static_cast<::ssize_t>(len)); // one large write: large folios
+    REQUIRE(::fdatasync(fd) == 0);
+    const std::size_t cached = resident_file_pages(fd, len);
+    ::close(fd);
+    if (cached == 0) {
+      MESSAGE("skipped: the file system of /tmp keeps no written pages cached");
+      return;
+    }
+  }
+  auto b = pm::backing::file(f.path(), {.size = len});
+  REQUIRE(b);
+  if (b->map_sync()) {
+    MESSAGE("skipped: a MAP_SYNC mapping has no page cache");
+    return;
+  }
+  CHECK(resident_pages(b->data(), len) == 0);
+  CHECK(b->data()[len - 1] == std::byte{1}); // read back from the file
+}
 
 TEST_CASE_TEMPLATE("every backing maps zeroed writable memory of the requested size", K, flushkit::test::anonymous_kind,
                    flushkit::test::memfd_kind, flushkit::test::file_kind) {
