@@ -36,6 +36,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -91,6 +92,10 @@ template <class C> void submit(C& c, tracked& t) {
 
 using held_coalescer = coalescer<held_async_provider&>;
 
+/// Today's policy, for the tests that release the backend by hand and never
+/// run the event loop (the other policies continue from a handler on it).
+constexpr coalescer_options immediate{.batching = flushkit::batching::immediate};
+
 } // namespace
 
 TEST_SUITE("coalesce/coalescer") {
@@ -98,7 +103,7 @@ TEST_SUITE("coalesce/coalescer") {
 TEST_CASE("an idle coalescer issues the backend flush inside flush() with no delay") {
   held_async_provider p;
   boost::asio::io_context io;
-  held_coalescer c(io, p);
+  held_coalescer c(io, p, immediate);
   tracked a;
   submit(c, a);
   CHECK(p.calls() == 1);
@@ -128,7 +133,7 @@ TEST_CASE("a synchronous backend completes the request before flush() returns") 
 TEST_CASE("requests arriving during an in-flight flush wait for the next flush") {
   held_async_provider p;
   boost::asio::io_context io;
-  held_coalescer c(io, p);
+  held_coalescer c(io, p, immediate);
   tracked a, b, d;
   submit(c, a);
   submit(c, b);
@@ -150,7 +155,7 @@ TEST_CASE("requests arriving during an in-flight flush wait for the next flush")
 TEST_CASE("64 requests arriving while one flush is held take exactly 2 backend flushes") {
   held_async_provider p;
   boost::asio::io_context io;
-  held_coalescer c(io, p);
+  held_coalescer c(io, p, immediate);
   tracked first;
   std::vector<tracked> rest(64);
   submit(c, first);
@@ -225,7 +230,7 @@ TEST_CASE("sticky mode: the caller waiting to issue the next synchronous flush i
 TEST_CASE("a write that completes after a flush was issued waits for the next one even if it started first") {
   held_async_provider p;
   boost::asio::io_context io;
-  held_coalescer c(io, p);
+  held_coalescer c(io, p, immediate);
   tracked a, b; // a is submitted to the medium before b, but b's data completes first
   c.mark_completed(b.req);
   submit(c, b); // flush 1 issued: covers b only
@@ -243,7 +248,7 @@ TEST_CASE("a write that completes after a flush was issued waits for the next on
 TEST_CASE("the dm-log-writes order W1 W2 W3 C3 C2 Flush C1 covers W3 and W2 but not W1") {
   held_async_provider p;
   boost::asio::io_context io;
-  held_coalescer c(io, p);
+  held_coalescer c(io, p, immediate);
   tracked w1, w2, w3, fl(req_flags::preflush, req_op::flush);
   c.mark_completed(w3.req); // C3
   c.mark_completed(w2.req); // C2
@@ -267,7 +272,7 @@ TEST_CASE("the dm-log-writes order W1 W2 W3 C3 C2 Flush C1 covers W3 and W2 but 
 TEST_CASE("a request whose flush already completed after its data is answered without a new flush") {
   held_async_provider p;
   boost::asio::io_context io;
-  held_coalescer c(io, p);
+  held_coalescer c(io, p, immediate);
   tracked a, b;
   c.mark_completed(a.req);
   submit(c, b); // issued after a's data completed
@@ -284,7 +289,7 @@ TEST_CASE("requests of every kind are covered by the same backend flush") {
   // flush each wait for a full backend flush issued after they arrived.
   held_async_provider p;
   boost::asio::io_context io;
-  held_coalescer c(io, p);
+  held_coalescer c(io, p, immediate);
   tracked lead;
   tracked kinds[] = {tracked(req_flags::none), tracked(req_flags::preflush), tracked(req_flags::fua),
                      tracked(req_flags::preflush | req_flags::fua),
@@ -301,7 +306,7 @@ TEST_CASE("requests of every kind are covered by the same backend flush") {
 TEST_CASE("a flush error reaches exactly the requests that flush covered") {
   held_async_provider p;
   boost::asio::io_context io;
-  held_coalescer c(io, p);
+  held_coalescer c(io, p, immediate);
   tracked a, a2, a3, b, d;
   c.mark_completed(a2.req);
   c.mark_completed(a3.req);
@@ -328,7 +333,7 @@ TEST_CASE("a flush error reaches exactly the requests that flush covered") {
 TEST_CASE("a late request covered by a failed flush gets its error and is never retried into success") {
   held_async_provider p;
   boost::asio::io_context io;
-  held_coalescer c(io, p);
+  held_coalescer c(io, p, immediate);
   tracked late1, late2, f1, f2, later;
   c.mark_completed(late1.req);
   submit(c, f1);
@@ -350,7 +355,7 @@ TEST_CASE("a late request covered by a failed flush gets its error and is never 
 TEST_CASE("a late request behind more failures than the log keeps still gets an error") {
   held_async_provider p;
   boost::asio::io_context io;
-  held_coalescer c(io, p);
+  held_coalescer c(io, p, immediate);
   tracked early;
   c.mark_completed(early.req);
   for (int i = 0; i < 20; ++i) { // 20 failed flushes: more than the log keeps
@@ -367,7 +372,7 @@ TEST_CASE("a late request behind more failures than the log keeps still gets an 
 TEST_CASE("sticky mode fails every later request until reset_error") {
   held_async_provider p;
   boost::asio::io_context io;
-  held_coalescer c(io, p, coalescer_options{coalesce_error_mode::sticky});
+  held_coalescer c(io, p, {.errors = coalesce_error_mode::sticky, .batching = flushkit::batching::immediate});
   tracked durable, a, b, d, e;
   c.mark_completed(durable.req);
   tracked first;
@@ -396,7 +401,7 @@ TEST_CASE("sticky mode fails every later request until reset_error") {
 TEST_CASE("region over a coalescer applies the region error policy") {
   held_async_provider p;
   boost::asio::io_context io;
-  held_coalescer c(io, p);
+  held_coalescer c(io, p, immediate);
   flushkit::region<held_coalescer&> r(c);
   static_assert(flushkit::region<held_coalescer&>::is_async);
   tracked a, b;
@@ -513,9 +518,7 @@ TEST_CASE("a backend that completes inside its flush call is handled without rec
       r.complete({});
       return flush_result::async(r);
     }
-  } p;
-  boost::asio::io_context io;
-  coalescer<inline_provider&> c(io, p);
+  };
   struct loop_t {
     coalescer<inline_provider&>* c;
     request req;
@@ -526,15 +529,225 @@ TEST_CASE("a backend that completes inside its flush call is handled without rec
       if (--self->remaining == 0) return;
       r.prepare(req_op::write, 0, {}, req_flags::fua);
       r.on_complete(&loop_t::done, self);
-      CHECK(self->c->flush(r).is_async()); // queued: the delivering thread drives
+      CHECK(self->c->flush(r).is_async()); // queued: the delivering thread (or the turn's handler) drives
     }
-  } loop{&c, {}, 20000};
-  loop.req.prepare(req_op::write, 0, {}, req_flags::fua);
-  loop.req.on_complete(&loop_t::done, &loop);
-  CHECK(c.flush(loop.req).is_async());
-  CHECK(loop.remaining == 0);
-  CHECK(p.calls == 20000);
-  CHECK(c.stats().requests_completed == 20000);
+  };
+  for (const flushkit::batching policy : {flushkit::batching::immediate, flushkit::batching::end_of_turn}) {
+    CAPTURE(static_cast<int>(policy));
+    inline_provider p;
+    boost::asio::io_context io;
+    coalescer<inline_provider&> c(io, p, {.batching = policy});
+    loop_t loop{&c, {}, 20000};
+    loop.req.prepare(req_op::write, 0, {}, req_flags::fua);
+    loop.req.on_complete(&loop_t::done, &loop);
+    CHECK(c.flush(loop.req).is_async());
+    io.run(); // end_of_turn: each next flush is issued from a handler on the loop
+    CHECK(loop.remaining == 0);
+    CHECK(p.calls == 20000);
+    CHECK(c.stats().requests_completed == 20000);
+    CHECK(c.stats().deferred_issues == (policy == flushkit::batching::end_of_turn ? 19999u : 0u));
+    CHECK(c.idle());
+  }
+}
+
+// ---- batching policies ------------------------------------------------------------
+
+/// N requests kept in flight by their own completion handlers, which run on
+/// the event loop (delivered with flushkit::async_wait, as a device's
+/// completions reach a storage engine) and re-submit at once.
+template <class C> struct closed_loop {
+  struct slot {
+    closed_loop* owner;
+    request req;
+    int completions = 0;
+    status last{};
+  };
+
+  C& c;
+  boost::asio::io_context& io;
+  int rounds;
+  std::vector<slot> slots;
+
+  closed_loop(C& co, boost::asio::io_context& ctx, std::size_t n, int r) : c(co), io(ctx), rounds(r), slots(n) {
+    for (slot& s : slots) s.owner = this;
+  }
+  void submit(slot& s) {
+    s.req.prepare(req_op::write, 0, {}, req_flags::fua);
+    flushkit::async_wait(s.req, io.get_executor(), [&s](const status& st) { s.owner->done(s, st); });
+    const flush_result r = c.flush(s.req);
+    if (!r.is_async()) s.req.complete(r.sync_status());
+  }
+  void done(slot& s, const status& st) {
+    ++s.completions;
+    s.last = st;
+    if (s.completions < rounds) submit(s);
+  }
+  void start() {
+    boost::asio::post(io, [this] {
+      for (slot& s : slots) submit(s);
+    });
+  }
+  /// Runs the loop, then releases the held backend flush; returns the batch sizes of the released flushes.
+  std::vector<std::uint64_t> run_releasing(held_async_provider& p) {
+    std::vector<std::uint64_t> batches;
+    for (;;) {
+      io.restart();
+      io.poll();
+      if (!p.holding()) return batches;
+      REQUIRE(p.release());
+      batches.push_back(c.stats().last_batch);
+    }
+  }
+};
+
+TEST_CASE("end_of_turn keeps a closed loop in one batch per flush; immediate alternates small and large") {
+  using flushkit::batching;
+  for (const batching policy : {batching::end_of_turn, batching::immediate}) {
+    CAPTURE(static_cast<int>(policy));
+    held_async_provider p;
+    boost::asio::io_context io;
+    held_coalescer c(io, p, {.batching = policy});
+    closed_loop<held_coalescer> loop(c, io, 8, 4);
+    loop.start();
+    const std::vector<std::uint64_t> batches = loop.run_releasing(p);
+    // The first arrival finds the coalescer idle and is flushed alone under every policy.
+    const std::vector<std::uint64_t> expected = policy == batching::end_of_turn
+                                                    ? std::vector<std::uint64_t>{1, 8, 8, 8, 7}
+                                                    : std::vector<std::uint64_t>{1, 7, 1, 7, 1, 7, 1, 7};
+    CHECK(batches == expected);
+    for (const auto& s : loop.slots) {
+      CHECK(s.completions == 4); // nobody starves
+      CHECK_FALSE(s.last);
+    }
+    CHECK(c.stats().requests_covered == 32);
+    CHECK(c.stats().deferred_issues == (policy == batching::end_of_turn ? 4u : 0u));
+    CHECK(c.idle());
+  }
+}
+
+TEST_CASE("end_of_turn: an arrival at an idle coalescer is flushed at once; the turn handler may outlive it") {
+  held_async_provider p;
+  boost::asio::io_context io;
+  {
+    held_coalescer c(io, p, {.batching = flushkit::batching::end_of_turn});
+    tracked a;
+    submit(c, a);
+    CHECK(p.calls() == 1);
+    CHECK(p.release());
+    CHECK(a.succeeded());
+    CHECK(c.idle()); // no request pending, though the turn handler is queued on io
+  } // destroyed with the handler queued
+  CHECK(io.poll() == 1); // it runs, finds the coalescer gone, and does nothing
+  CHECK(p.calls() == 1);
+}
+
+TEST_CASE("end_of_turn: a turn handler never run is destroyed with its io_context, after the coalescer") {
+  held_async_provider p;
+  auto io = std::make_unique<boost::asio::io_context>();
+  auto c = std::make_unique<held_coalescer>(*io, p, coalescer_options{.batching = flushkit::batching::end_of_turn});
+  tracked a;
+  submit(*c, a);
+  CHECK(p.release());
+  CHECK(a.succeeded());
+  c.reset();
+  io.reset(); // destroys the queued handler: its block must still be valid (ASan)
+  CHECK(p.calls() == 1);
+}
+
+TEST_CASE("bounded: a flush waits for min_batch requests, or until max_delay passed") {
+  SUBCASE("min_batch reached") {
+    held_async_provider p;
+    boost::asio::io_context io;
+    held_coalescer c(io, p, {.batching = flushkit::batching::bounded, .min_batch = 4,
+                             .max_delay = std::chrono::hours(1)});
+    tracked r[4];
+    for (int i = 0; i < 3; ++i) submit(c, r[i]);
+    CHECK(p.calls() == 0);
+    submit(c, r[3]); // the fourth issues the flush from its own flush() call
+    CHECK(p.calls() == 1);
+    CHECK(p.release());
+    for (const tracked& t : r) CHECK(t.succeeded());
+    CHECK(c.stats().last_batch == 4);
+    CHECK(c.stats().deferred_issues == 1);
+    CHECK(c.idle());
+    io.run(); // the cancelled timer's handler
+    CHECK(p.calls() == 1);
+  }
+  SUBCASE("max_delay passed") {
+    held_async_provider p;
+    boost::asio::io_context io;
+    held_coalescer c(io, p, {.batching = flushkit::batching::bounded, .min_batch = 4,
+                             .max_delay = std::chrono::milliseconds(1)});
+    tracked a;
+    const auto before = std::chrono::steady_clock::now();
+    submit(c, a);
+    CHECK(p.calls() == 0);
+    CHECK(io.run_one() == 1); // the timer
+    CHECK(std::chrono::steady_clock::now() - before >= std::chrono::milliseconds(1));
+    CHECK(p.calls() == 1);
+    CHECK(p.release());
+    CHECK(a.succeeded());
+    CHECK(c.stats().deferred_issues == 1);
+    CHECK(c.idle());
+  }
+}
+
+TEST_CASE("every policy fails exactly the failed flush's batch and keeps later writes out of it") {
+  using flushkit::batching;
+  const coalescer_options policies[] = {
+      {.batching = batching::immediate},
+      {.batching = batching::end_of_turn},
+      {.batching = batching::bounded, .min_batch = 2, .max_delay = std::chrono::hours(1)},
+  };
+  for (const coalescer_options& o : policies) {
+    CAPTURE(static_cast<int>(o.batching));
+    held_async_provider p;
+    boost::asio::io_context io;
+    held_coalescer c(io, p, o);
+    tracked a, b, late1, late2;
+    submit(c, a);
+    submit(c, b); // bounded: the second issues the flush
+    const std::uint64_t covered = o.batching == batching::bounded ? 2 : 1;
+    CHECK(p.calls() == 1);
+    c.mark_completed(late1.req); // stamped after the flush was issued
+    submit(c, late1);
+    submit(c, late2);
+    CHECK(p.release(make_error_code(errc::io_error)));
+    io.restart();
+    io.poll();
+    CHECK(a.failed_with(errc::io_error));
+    CHECK(b.completions == (covered == 2 ? 1 : 0));
+    if (covered == 2) CHECK(b.failed_with(errc::io_error));
+    CHECK(late1.completions == 0); // never covered by the flush issued before its epoch
+    CHECK(late2.completions == 0);
+    CHECK(p.calls() == 2); // the next flush covers everything that waited
+    CHECK(p.release());
+    io.restart();
+    io.poll();
+    if (covered == 1) CHECK(b.succeeded());
+    CHECK(late1.succeeded());
+    CHECK(late2.succeeded());
+    CHECK(c.stats().flushes_failed == 1);
+    CHECK(c.idle());
+  }
+}
+
+TEST_CASE("batching options that cannot work are refused at construction") {
+  using flushkit::batching;
+  boost::asio::io_context io;
+  scripted_sync_provider sync_p;
+  held_async_provider async_p;
+  CHECK(coalescer<scripted_sync_provider&>(io, sync_p).batching() == batching::immediate);
+  CHECK(held_coalescer(io, async_p).batching() == batching::end_of_turn);
+  CHECK_THROWS_AS(coalescer<scripted_sync_provider&>(io, sync_p, {.batching = batching::end_of_turn}),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(coalescer<scripted_sync_provider&>(
+                      io, sync_p, {.batching = batching::bounded, .min_batch = 2, .max_delay = std::chrono::seconds(1)}),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(held_coalescer(io, async_p, {.batching = batching::bounded, .min_batch = 2}), std::invalid_argument);
+  CHECK_THROWS_AS(held_coalescer(io, async_p, {.batching = batching::bounded, .min_batch = 0,
+                                               .max_delay = std::chrono::seconds(1)}),
+                  std::invalid_argument);
 }
 
 } // TEST_SUITE
@@ -823,7 +1036,7 @@ TEST_SUITE("coalesce/coalescer") {
 TEST_CASE("async_flush completes on the coalescer's executor with the covering flush's status") {
   boost::asio::io_context io;
   held_async_provider p;
-  held_coalescer c(io, p);
+  held_coalescer c(io, p, immediate);
   CHECK(c.get_executor() == boost::asio::any_io_executor(io.get_executor()));
   int calls = 0;
   status got = errc::timeout;
@@ -898,7 +1111,7 @@ TEST_CASE("async_flush in a coroutine: use_awaitable throws a failure, as_tuple 
 TEST_CASE("async_flush: terminal cancellation delivers operation_aborted and the request still joins its flush") {
   boost::asio::io_context io;
   held_async_provider p;
-  held_coalescer c(io, p);
+  held_coalescer c(io, p, immediate);
   boost::asio::cancellation_signal sig;
   int calls = 0;
   status got{};

@@ -31,6 +31,7 @@
 #include <doctest/doctest.h>
 
 #include <cstddef>
+#include <chrono>
 #include <memory>
 #include <ostream> // MESSAGE prints through operator<<
 #include <type_traits>
@@ -79,17 +80,24 @@ struct offloaded_cache {
 
 /// An absent layer.
 struct no_layer {
-  template <class... T> explicit no_layer(T&...) {}
+  template <class... T> explicit no_layer(T&&...) {}
 };
 
-template <class Bottom, bool Fault, bool Coalesce> class stack {
+/// The coalescer's options for a batching policy (bounded: a short wait, so
+/// that a lone request is issued by the timer).
+constexpr flushkit::coalescer_options coalescing(flushkit::batching policy) {
+  if (policy != flushkit::batching::bounded) return {.batching = policy};
+  return {.batching = policy, .min_batch = 2, .max_delay = std::chrono::microseconds(50)};
+}
+
+template <class Bottom, bool Fault, bool Coalesce, flushkit::batching Policy> class stack {
   using bottom_t = typename Bottom::type;
   using fault_t = std::conditional_t<Fault, ft::fault_injector<bottom_t&>, bottom_t>;
   using top_t = std::conditional_t<Coalesce, flushkit::coalescer<fault_t&, io_executor>, fault_t>;
 
 public:
   explicit stack(ft::volatile_cache& c)
-      : bottom_(c, io_), fault_(bottom_.provider), coalescer_(io_, faulted()),
+      : bottom_(c, io_), fault_(bottom_.provider), coalescer_(io_, faulted(), coalescing(Policy)),
         dev_(io_, c.medium(), ft::cache_device_options(), top()) {
     static_assert(flushkit::dirty_tracking<bottom_t> == flushkit::dirty_tracking<top_t>);
     REQUIRE_FALSE(dev_.error());
@@ -100,6 +108,8 @@ public:
   void submit(flushkit::request& r) { dev_.submit(r); }
   std::size_t poll_one() {
     if (io_.stopped()) io_.restart();
+    // bounded: the next handler may be the timer, due within max_delay.
+    if constexpr (Coalesce && Policy == flushkit::batching::bounded) return io_.run_one_for(std::chrono::seconds(1));
     return io_.poll_one();
   }
 
@@ -124,14 +134,15 @@ private:
   flushkit::pmem::pmem_device<flushkit::region<top_t&>, io_executor> dev_;
 };
 
-template <class Bottom, bool Fault, bool Coalesce> struct stack_under_test {
-  stack<Bottom, Fault, Coalesce> operator()(ft::volatile_cache& c) const {
-    return stack<Bottom, Fault, Coalesce>(c);
+template <class Bottom, bool Fault, bool Coalesce, flushkit::batching Policy> struct stack_under_test {
+  stack<Bottom, Fault, Coalesce, Policy> operator()(ft::volatile_cache& c) const {
+    return stack<Bottom, Fault, Coalesce, Policy>(c);
   }
 };
 
-template <class Bottom, bool Fault, bool Coalesce> struct case_of {
-  using factory = stack_under_test<Bottom, Fault, Coalesce>;
+template <class Bottom, bool Fault, bool Coalesce, flushkit::batching Policy = flushkit::batching::automatic>
+struct case_of {
+  using factory = stack_under_test<Bottom, Fault, Coalesce, Policy>;
 };
 
 /// Exhaustive small workloads plus `trials` random trials; 0 violations.
@@ -185,6 +196,16 @@ TEST_CASE_TEMPLATE("every stack keeps the provider's durability", T,
                    case_of<cacheline_cache, false, true>, case_of<cacheline_cache, true, true>,
                    case_of<offloaded_cache, false, false>, case_of<offloaded_cache, true, false>,
                    case_of<offloaded_cache, false, true>, case_of<offloaded_cache, true, true>) {
+  check_matrix_cell<typename T::factory>(flushkit::test::heavy_random_trials);
+}
+
+// The automatic policy above is end_of_turn for the asynchronous bottoms;
+// the other policies of an asynchronous backend, with and without faults.
+TEST_CASE_TEMPLATE("every batching policy keeps the provider's durability", T,
+                   case_of<async_cache, false, true, flushkit::batching::immediate>,
+                   case_of<async_cache, true, true, flushkit::batching::bounded>,
+                   case_of<offloaded_cache, true, true, flushkit::batching::immediate>,
+                   case_of<offloaded_cache, false, true, flushkit::batching::bounded>) {
   check_matrix_cell<typename T::factory>(flushkit::test::heavy_random_trials);
 }
 

@@ -5,6 +5,7 @@
 #include <flushkit/core/capabilities.hpp>
 #include <flushkit/core/completion.hpp>
 #include <flushkit/core/detail/completion_op.hpp>
+#include <flushkit/core/detail/handler_slab.hpp>
 #include <flushkit/core/detail/io_object.hpp>
 #include <flushkit/core/flush_result.hpp>
 #include <flushkit/core/provider.hpp>
@@ -14,14 +15,19 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/basic_waitable_timer.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/intrusive/list.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -39,11 +45,45 @@ enum class coalesce_error_mode : std::uint8_t {
   sticky,
 };
 
-/// Construction options of a `coalescer`. There is deliberately no delay
-/// knob: a flush is issued as soon as the previous one finished.
+/// When the next backend flush is issued once one has completed (or, for
+/// `bounded`, also when a request reaches an idle coalescer). Every policy
+/// keeps the group-commit rule: a flush covers only writes whose epoch was
+/// taken before it was issued.
+enum class batching : std::uint8_t {
+  /// `end_of_turn` with an asynchronous backend, `immediate` with a
+  /// synchronous one. The default.
+  automatic,
+  /// At once, for every request waiting when the previous flush completed.
+  /// At N in flight this alternates small and large batches: the first
+  /// request re-submitted from a completion finds the coalescer idle and
+  /// starts a flush for itself alone.
+  immediate,
+  /// The next flush is issued from a handler posted to the coalescer's
+  /// executor after the finished batch's completions were handed over, so
+  /// that completions delivered to that event loop (posted before it) have
+  /// run and re-submitted first; a request that finds the coalescer idle is
+  /// flushed at once. Costs one posted handler per flush; needs the executor
+  /// to be run.
+  end_of_turn,
+  /// The next flush waits until `min_batch` requests wait or `max_delay`
+  /// has passed since it became possible (a steady timer on the coalescer's
+  /// executor), whichever comes first; also a request that finds the
+  /// coalescer idle waits so. At QD1 every request waits `max_delay`.
+  bounded,
+};
+
+/// Construction options of a `coalescer`.
 struct coalescer_options {
   /// What a failed backend flush does to later requests.
   coalesce_error_mode errors = coalesce_error_mode::per_flush;
+  /// When the next backend flush is issued. `end_of_turn` and `bounded`
+  /// need an asynchronous backend (a synchronous backend's flushes are
+  /// issued by the callers, see `coalescer`, "Threads").
+  flushkit::batching batching = flushkit::batching::automatic;
+  /// `bounded`: issue as soon as this many requests wait (>= 1).
+  std::size_t min_batch = 1;
+  /// `bounded`: the longest a flush waits for `min_batch` (> 0).
+  std::chrono::microseconds max_delay{0};
 };
 
 /// Counters of a `coalescer` (a consistent snapshot, see `coalescer::stats`).
@@ -58,6 +98,13 @@ struct coalescer_stats {
   std::uint64_t largest_batch = 0;            ///< most requests one backend flush covered
   std::uint64_t flushed_epoch = 0;            ///< target of the last completed backend flush
   std::uint64_t durable_epoch = 0;            ///< target of the last successful backend flush
+  std::uint64_t deferred_issues = 0;          ///< flushes issued by a deferred handler (end of turn, timer)
+
+  /// Requests a backend flush covered, on average (0 before the first).
+  double average_batch() const noexcept {
+    return flushes_issued == 0 ? 0.0
+                               : static_cast<double>(requests_covered) / static_cast<double>(flushes_issued);
+  }
 
   /// Backend flushes per acknowledged request (0 when nothing completed).
   double flushes_per_ack() const noexcept {
@@ -94,10 +141,11 @@ struct coalescer_stats {
 /// PREFLUSH) is a new completion point.
 ///
 /// Rules: at most one backend flush in flight; requests arriving during it
-/// wait, and when it completes one new backend flush is issued for all of
-/// them. A request whose epoch is covered by the in-flight flush joins it.
-/// No artificial delay. Errors: see `coalesce_error_mode`; an error is never
-/// retried into a success.
+/// wait, and after it completes one new backend flush is issued for all of
+/// them, when `coalescer_options::batching` says (at once, at the end of the
+/// event loop's turn, or after a bounded wait). A request whose epoch is
+/// covered by the in-flight flush joins it. Errors: see
+/// `coalesce_error_mode`; an error is never retried into a success.
 ///
 /// Durability classes: there is one. Every request the coalescer completes
 /// successfully was covered by the backend's one flush operation (the same
@@ -120,8 +168,15 @@ struct coalescer_stats {
 /// Allocation: none.
 ///
 /// An Asio I/O object: `executor_type` / `get_executor()` (where handlers of
-/// `async_flush` without an associated executor run), constructed from an
-/// executor or an execution context.
+/// `async_flush` without an associated executor run, and where the
+/// `end_of_turn` and `bounded` policies run their deferred issue),
+/// constructed from an executor or an execution context.
+///
+/// Lifetime: destroy it only when `idle()` (no request waiting or in
+/// flight), and not from inside a completion it is delivering. A deferred
+/// handler still queued on the executor then does nothing: it and its
+/// memory (from a block the handler co-owns, allocated once at
+/// construction for these policies) outlive the coalescer safely.
 template <class Provider, class Executor = boost::asio::any_io_executor>
 class coalescer : public forward_capabilities<coalescer<Provider, Executor>, std::remove_reference_t<Provider>> {
   using provider_type = std::remove_reference_t<Provider>;
@@ -142,19 +197,40 @@ public:
   /// A coalescer in front of `p` (moved in, or bound by reference for
   /// `Provider = P&`), whose handlers default to `ex` (an executor or an
   /// execution context).
+  /// Throws: `std::invalid_argument` for options that cannot work:
+  /// `end_of_turn` or `bounded` with a synchronous backend, or `bounded`
+  /// with `min_batch == 0` or `max_delay <= 0`.
   template <detail::executor_source<Executor> ExecutorOrContext>
   coalescer(ExecutorOrContext&& ex, Provider p, coalescer_options opts = {})
       : ex_(detail::to_executor<Executor>(std::forward<ExecutorOrContext>(ex))), provider_(std::forward<Provider>(p)),
-        opts_(opts) {}
+        opts_(checked(opts)) {
+    make_timer();
+  }
   /// A coalescer whose provider is constructed in place from `args`.
   template <detail::executor_source<Executor> ExecutorOrContext, class... Args>
   coalescer(ExecutorOrContext&& ex, std::in_place_t, coalescer_options opts, Args&&... args)
       : ex_(detail::to_executor<Executor>(std::forward<ExecutorOrContext>(ex))), provider_(std::forward<Args>(args)...),
-        opts_(opts) {}
+        opts_(checked(opts)) {
+    make_timer();
+  }
   coalescer(const coalescer&) = delete;
   coalescer& operator=(const coalescer&) = delete;
   ~coalescer() {
-    FLUSHKIT_ASSERT(!busy_ && waiting_.empty() && in_flight_.empty(), "coalescer destroyed with requests pending");
+    FLUSHKIT_ASSERT(idle(), "coalescer destroyed with requests pending");
+    if (anchor_) {
+      std::lock_guard lock(anchor_->mutex);
+      anchor_->self = nullptr; // a deferred handler still queued finds nothing to do
+    }
+  }
+
+  /// The batching policy in effect (`automatic` resolved).
+  flushkit::batching batching() const noexcept { return opts_.batching; }
+
+  /// True when no request is waiting or in flight: the coalescer may be
+  /// destroyed (a deferred issue may still be queued; it finds nothing to do).
+  bool idle() const {
+    std::lock_guard lock(mutex_);
+    return !flush_active_ && waiting_.empty() && in_flight_.empty();
   }
 
   /// The executor given at construction.
@@ -206,12 +282,15 @@ public:
     waiting_.push_back(req);
     if (!busy_) {
       busy_ = true;
-      drive(lock);
+      drive(lock, cause::arrival);
+    } else if (deferred_ && opts_.batching == flushkit::batching::bounded && waiting_.size() >= opts_.min_batch) {
+      end_deferral();
+      drive(lock, cause::deferred);
     } else if (!backend_is_async && successor_ == successor::none && driver_ != std::this_thread::get_id()) {
       successor_ = successor::appointed; // issues the next flush, after the one in flight
       successor_cv_.wait(lock, [this] { return successor_ == successor::handed_over; });
       successor_ = successor::none;
-      drive(lock);
+      drive(lock, cause::arrival);
     }
     return flush_result::async(req);
   }
@@ -302,6 +381,60 @@ private:
 
   /// The appointed next driver of a synchronous backend (see "Threads").
   enum class successor : std::uint8_t { none, appointed, handed_over };
+  /// Why `drive` runs: a request reached an idle coalescer, a flush
+  /// completed, or a deferred issue became due.
+  enum class cause : std::uint8_t { arrival, flushed, deferred };
+  using timer_type = boost::asio::basic_waitable_timer<std::chrono::steady_clock,
+                                                       boost::asio::wait_traits<std::chrono::steady_clock>, Executor>;
+  using slab_type = detail::handler_slab<256, 3>;
+
+  /// What a deferred handler reaches the coalescer through; shared with the
+  /// handlers, so that one still queued when the coalescer is destroyed
+  /// finds `self == nullptr` and its memory block still valid.
+  struct deferral_anchor {
+    std::mutex mutex; // taken before the coalescer's mutex_
+    coalescer* self;
+    slab_type slab;
+  };
+
+  /// A deferred issue (end-of-turn post or timer wait); stale once `gen` moved on.
+  struct deferred_handler {
+    std::shared_ptr<deferral_anchor> anchor;
+    std::uint64_t gen;
+
+    using allocator_type = detail::shared_slab_allocator<void, slab_type>;
+    allocator_type get_allocator() const noexcept {
+      return allocator_type(std::shared_ptr<slab_type>(anchor, &anchor->slab));
+    }
+    void operator()() const { run(); }
+    void operator()(const boost::system::error_code&) const { run(); }
+    void run() const {
+      std::unique_lock anchor_lock(anchor->mutex);
+      coalescer* c = anchor->self;
+      if (c == nullptr) return; // the coalescer is gone
+      std::unique_lock lock(c->mutex_);
+      if (!c->take_deferral(gen)) return;
+      anchor_lock.unlock(); // requests wait: the coalescer may not be destroyed now
+      c->drive(lock, cause::deferred);
+    }
+  };
+
+  static coalescer_options checked(coalescer_options o) {
+    using flushkit::batching;
+    if (o.batching == batching::automatic) o.batching = backend_is_async ? batching::end_of_turn : batching::immediate;
+    if (!backend_is_async && o.batching != batching::immediate)
+      throw std::invalid_argument("flushkit::coalescer: end_of_turn and bounded batching need an asynchronous backend");
+    if (o.batching == batching::bounded && (o.min_batch == 0 || o.max_delay.count() <= 0))
+      throw std::invalid_argument("flushkit::coalescer: bounded batching needs min_batch >= 1 and max_delay > 0");
+    return o;
+  }
+
+  void make_timer() {
+    if (opts_.batching == flushkit::batching::immediate) return;
+    anchor_ = std::make_shared<deferral_anchor>();
+    anchor_->self = this;
+    if (opts_.batching == flushkit::batching::bounded) timer_.emplace(ex_);
+  }
 
   struct sync_waiter {
     coalescer* self;
@@ -338,23 +471,26 @@ private:
   }
 
   /// Runs flushes while requests wait; after one, hands over to an appointed
-  /// successor. Precondition: lock held, busy_ set by or handed to this
-  /// thread. Returns with the lock held; busy_ stays set only while an
-  /// asynchronous backend flush is pending (its completion continues) or
-  /// after a hand-over.
-  void drive(std::unique_lock<std::mutex>& lock) {
+  /// successor, or defers the next as the batching policy says.
+  /// Precondition: lock held, busy_ set by or handed to this thread. Returns
+  /// with the lock held; busy_ stays set only while an asynchronous backend
+  /// flush or a deferred issue is pending (its handler continues) or after a
+  /// hand-over.
+  void drive(std::unique_lock<std::mutex>& lock, cause why) {
     driver_ = std::this_thread::get_id();
-    for (bool flushed = false;; flushed = true) {
-      if (flushed && successor_ == successor::appointed) {
+    for (;; why = cause::flushed) {
+      if (why == cause::flushed && successor_ == successor::appointed) {
         successor_ = successor::handed_over;
         successor_cv_.notify_one();
         break;
       }
       if (sticky_error_) reject_waiting(lock);
+      if (defer(why)) break;
       if (waiting_.empty()) {
         busy_ = false;
         break;
       }
+      if (why == cause::deferred) ++stats_.deferred_issues;
       begin_flush();
       const std::optional<status> st = issue(lock);
       if (!st) break;
@@ -415,7 +551,44 @@ private:
     }
     self->driver_ = std::this_thread::get_id();
     self->end_flush(lock, st);
-    self->drive(lock);
+    self->drive(lock, cause::flushed);
+  }
+
+  /// Whether the policy defers the next flush (and, if so, arms the handler
+  /// that issues it). Lock held.
+  bool defer(cause why) {
+    using flushkit::batching;
+    if (why == cause::deferred) return false;
+    if (opts_.batching == batching::end_of_turn) {
+      if (why != cause::flushed) return false;
+      deferred_ = true;
+      boost::asio::post(ex_, deferred_handler{anchor_, deferral_gen_});
+      return true;
+    }
+    if (opts_.batching == batching::bounded && !waiting_.empty() && waiting_.size() < opts_.min_batch) {
+      deferred_ = true;
+      timer_->expires_after(opts_.max_delay);
+      timer_->async_wait(deferred_handler{anchor_, deferral_gen_});
+      return true;
+    }
+    return false;
+  }
+
+  /// The deferred issue happens now, from the caller (bounded: `min_batch`
+  /// reached); the queued handler becomes stale. Lock held.
+  void end_deferral() {
+    deferred_ = false;
+    ++deferral_gen_;
+    timer_->cancel();
+  }
+
+  /// A deferred handler ran (or was cancelled): whether its issue is still
+  /// due (not stale). Lock held.
+  bool take_deferral(std::uint64_t gen) noexcept {
+    if (!deferred_ || gen != deferral_gen_) return false;
+    deferred_ = false;
+    ++deferral_gen_;
+    return true;
   }
 
   /// Publishes the outcome of the in-flight flush and completes its batch.
@@ -478,6 +651,10 @@ private:
   detail::failure_log<> log_;
   coalescer_stats stats_{};
   request backend_req_; // the backend flush request (asynchronous backends)
+  bool deferred_ = false;             // a deferred issue is armed (busy_ is set)
+  std::uint64_t deferral_gen_ = 0;    // tells a stale deferred handler from the armed one
+  std::optional<timer_type> timer_;   // bounded batching
+  std::shared_ptr<deferral_anchor> anchor_; // end_of_turn and bounded
 
   std::mutex sync_mutex_;
   std::condition_variable sync_cv_;

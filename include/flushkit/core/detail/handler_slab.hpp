@@ -7,6 +7,7 @@
 #include <array>
 #include <atomic>
 #include <cstddef>
+#include <memory>
 #include <new>
 #include <utility>
 
@@ -79,5 +80,28 @@ template <class Executor, class Slab, class Function> void post_in_slab(const Ex
 template <class Slab, class Function> auto in_slab(Slab& slab, Function&& f) {
   return boost::asio::bind_allocator(slab_allocator<void, Slab>(slab), std::forward<Function>(f));
 }
+
+/// Standard allocator over a `handler_slab` it co-owns: for handlers that
+/// may outlive the component that queued them (a deferred handler left on
+/// an event loop when the component is destroyed), so the block they were
+/// allocated from stays valid until Asio has freed it.
+template <class T, class Slab> class shared_slab_allocator {
+public:
+  using value_type = T;
+  explicit shared_slab_allocator(std::shared_ptr<Slab> slab) noexcept : slab_(std::move(slab)) {}
+  template <class U>
+  shared_slab_allocator(const shared_slab_allocator<U, Slab>& other) noexcept : slab_(other.slab()) {}
+
+  T* allocate(std::size_t n) { return static_cast<T*>(slab_->allocate(n * sizeof(T))); }
+  void deallocate(T* p, std::size_t) noexcept { slab_->deallocate(p); }
+
+  const std::shared_ptr<Slab>& slab() const noexcept { return slab_; }
+  template <class U> bool operator==(const shared_slab_allocator<U, Slab>& o) const noexcept {
+    return slab_ == o.slab();
+  }
+
+private:
+  std::shared_ptr<Slab> slab_;
+};
 
 } // namespace flushkit::detail
