@@ -1,14 +1,17 @@
 // examples/02_coroutines.cpp - the same durable write from a coroutine: co_await the flush.
 //
-// Teaches: `pmem_device::async_write` / `async_read` with `use_awaitable`.
-// `co_await` returns the `flushkit::status` (it never throws), the coroutine
+// Teaches: `pmem_device::async_write` / `async_read` from a coroutine. With
+// the default token `co_await` throws `boost::system::system_error` on
+// failure; with `as_tuple` it returns the status as a value. The coroutine
 // resumes on its own executor (the io_context), and the operation's state comes
 // from the handler's recycling allocator, so steady-state writes do not touch
-// the heap. The coroutine takes its parameters by value and captures nothing,
-// which keeps it safe on g++ 12.
+// the heap. The fdatasync runs on a disk thread (offload_provider): while it
+// blocks there, the io_context keeps running other work. The coroutine takes
+// its parameters by value and captures nothing, which keeps it safe on g++ 12.
 #include "example_support.hpp"
 
 #include <flushkit/core/region.hpp>
+#include <flushkit/exec/offload_provider.hpp>
 #include <flushkit/pmem/backing.hpp>
 #include <flushkit/pmem/file_sync_provider.hpp>
 #include <flushkit/pmem/pmem_device.hpp>
@@ -19,6 +22,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <cstring>
@@ -26,7 +30,8 @@
 
 namespace asio = boost::asio;
 namespace pm = flushkit::pmem;
-using device = pm::pmem_device<flushkit::region<pm::file_sync_provider&>>;
+using fdatasync_thread = flushkit::offload_provider<pm::file_sync_provider>;
+using device = pm::pmem_device<flushkit::region<fdatasync_thread&>>;
 
 namespace {
 
@@ -61,16 +66,18 @@ int main() {
   example::temp_file file;
   auto medium = pm::backing::file(file.path(), {.size = 1 << 20});
   if (!medium) return example::fail("backing::file", medium.error());
-  pm::file_sync_provider provider(*medium);
-  asio::io_context io;
-  device dev(io, *medium, {}, provider);
+  asio::io_context io;       // the event loop
+  asio::thread_pool disk(1); // where fdatasync blocks
+  fdatasync_thread flusher(disk.get_executor(), std::in_place, *medium);
+  device dev(io, *medium, {}, flusher);
 
   int failures = 0;
   asio::co_spawn(io, write_then_read(&dev, 4096, &failures), asio::detached);
   io.run();
 
   failures += example::check(example::file_holds(file.path(), 4096, record), "the file holds the record");
-  failures += example::check(provider.flushes() == 1, "one fdatasync (the FUA)");
+  failures += example::check(flusher.flushes() == 1, "one fdatasync (the FUA)");
   dev.remove();
+  flusher.shutdown_and_wait();
   return failures == 0 ? 0 : 1;
 }

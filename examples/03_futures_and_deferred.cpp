@@ -1,16 +1,18 @@
 // examples/03_futures_and_deferred.cpp - the same durable write with std::future and asio::deferred.
 //
 // Teaches: every flushkit asynchronous operation accepts any Asio completion
-// token. `use_future` gives a std::future<flushkit::status> for code without
-// an event loop (get() returns the status; it does not throw, because Asio
-// only throws boost::system::error_code failures and a flushkit::status is a
-// std::error_code). `deferred` packages the operation
-// without starting it: nothing is written until it is launched, later, with
-// any other token. The provider here is synchronous, so a future is ready
-// when the call returns; with an asynchronous provider get() would block.
+// token. `use_future` gives a std::future<void> for code without an event
+// loop: get() returns once the write is durable and throws
+// boost::system::system_error carrying the status when it failed. `deferred`
+// packages the operation without starting it: nothing is written until it is
+// launched, later, with any other token. The fdatasync runs on a disk thread
+// (offload_provider), so get() blocks this thread until that fdatasync
+// returned; a write refused before any flush (past the end) is ready when the
+// call returns.
 #include "example_support.hpp"
 
 #include <flushkit/core/region.hpp>
+#include <flushkit/exec/offload_provider.hpp>
 #include <flushkit/pmem/backing.hpp>
 #include <flushkit/pmem/file_sync_provider.hpp>
 #include <flushkit/pmem/pmem_device.hpp>
@@ -18,6 +20,8 @@
 #include <boost/system/system_error.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/deferred.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_future.hpp>
 
 #include <future>
@@ -25,15 +29,17 @@
 
 namespace asio = boost::asio;
 namespace pm = flushkit::pmem;
-using device = pm::pmem_device<flushkit::region<pm::file_sync_provider&>>;
+using fdatasync_thread = flushkit::offload_provider<pm::file_sync_provider>;
+using device = pm::pmem_device<flushkit::region<fdatasync_thread&>>;
 
 int main() {
   example::temp_file file;
   auto medium = pm::backing::file(file.path(), {.size = 1 << 20});
   if (!medium) return example::fail("backing::file", medium.error());
-  pm::file_sync_provider provider(*medium);
+  asio::thread_pool disk(1); // where fdatasync blocks
+  fdatasync_thread flusher(disk.get_executor(), std::in_place, *medium);
   asio::io_context io; // the device's executor: use_future's handlers bring their own, so it is not run
-  device dev(io, *medium, {}, provider);
+  device dev(io, *medium, {}, flusher);
   constexpr std::string_view record = "flushkit: durable when acknowledged";
   int failures = 0;
 
@@ -54,11 +60,12 @@ int main() {
 
   // deferred: a packaged operation; nothing happens until it is launched.
   auto later = dev.async_write(8192, asio::buffer(record), flushkit::req_flags::fua, asio::deferred);
-  const auto flushes_before = provider.flushes();
+  const auto flushes_before = flusher.flushes();
   failures += example::check(!example::file_holds(file.path(), 8192, record), "deferred: not started yet");
   std::move(later)(asio::use_future).get(); // launch with another token
   failures += example::check(example::file_holds(file.path(), 8192, record), "deferred: written once launched");
-  failures += example::check(provider.flushes() == flushes_before + 1, "deferred: flushed once launched");
+  failures += example::check(flusher.flushes() == flushes_before + 1, "deferred: flushed once launched");
   dev.remove();
+  flusher.shutdown_and_wait();
   return failures == 0 ? 0 : 1;
 }
