@@ -16,7 +16,6 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/basic_waitable_timer.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/intrusive/list.hpp>
 
@@ -562,7 +561,8 @@ private:
     if (opts_.batching == batching::end_of_turn) {
       if (why != cause::flushed) return false;
       deferred_ = true;
-      boost::asio::post(ex_, deferred_handler{anchor_, deferral_gen_});
+      // run_on unwraps a type-erased executor, which would drop the handler's allocator.
+      detail::run_on(ex_, deferred_handler{anchor_, deferral_gen_}, true);
       return true;
     }
     if (opts_.batching == batching::bounded && !waiting_.empty() && waiting_.size() < opts_.min_batch) {
