@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include <time.h>
 #include <unistd.h>
 
 namespace flushkit::bench {
@@ -29,9 +30,16 @@ std::uint64_t ns_between(clock_type::time_point a, clock_type::time_point b) noe
   return d > 0 ? static_cast<std::uint64_t>(d) : 0;
 }
 
+// CPU time of the whole process (every thread, user + sys) in ns.
+std::uint64_t process_cpu_ns() noexcept {
+  struct ::timespec ts {};
+  if (::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return 0;
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
 struct snapshot {
   clock_type::time_point at;
-  std::uint64_t acks, errors, allocs, flushes;
+  std::uint64_t acks, errors, allocs, flushes, cpu_ns;
   std::int64_t device_flushes;
 };
 
@@ -140,6 +148,7 @@ private:
             errors_.load(std::memory_order_relaxed),
             allocations(),
             w_.flushes(),
+            process_cpu_ns(),
             p_.device_flushes ? p_.device_flushes(p_.device_context) : -1};
   }
 
@@ -154,6 +163,8 @@ private:
     r.flushes = b.flushes - a.flushes;
     const double ops = r.ops > 0 ? static_cast<double>(r.ops) : 1.0;
     if (alloc_counting_enabled()) r.allocs_per_op = static_cast<double>(b.allocs - a.allocs) / ops;
+    r.cpu_us_per_ack = static_cast<double>(b.cpu_ns - a.cpu_ns) / 1e3 / ops;
+    r.bytes_per_request = w_.bytes_per_request();
     if (a.device_flushes >= 0 && b.device_flushes >= a.device_flushes)
       r.device_flushes_per_ack = static_cast<double>(b.device_flushes - a.device_flushes) / ops;
     r.p50_us = ack_latency_.quantile(0.50) / 1e3;

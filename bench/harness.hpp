@@ -56,6 +56,9 @@ public:
   /// flush system calls (fdatasync/fsync/msync, or provider flushes for the
   /// no-op provider) issued so far.
   virtual std::uint64_t flushes() const = 0;
+  /// Memory the model's framework keeps per in-flight request, in bytes
+  /// (-1: not reported).
+  virtual std::int64_t bytes_per_request() const { return -1; }
 };
 
 /// Counter of device cache flushes (e.g. /sys/block/<dev>/stat field 16).
@@ -85,6 +88,8 @@ struct run_result {
   double seconds = 0;
   std::uint64_t flushes = 0;
   double allocs_per_op = -1;       ///< -1: counting disabled in this build
+  double cpu_us_per_ack = 0;       ///< process CPU time (user + sys, every thread) in the window per ack
+  std::int64_t bytes_per_request = -1; ///< workload::bytes_per_request (-1: not reported)
   double device_flushes_per_ack = -1; ///< -1: not available
   double p50_us = 0, p99_us = 0;
   double submit_p50_ns = 0, submit_p99_ns = 0;
@@ -93,6 +98,10 @@ struct run_result {
   double ns_per_op() const noexcept { return ops > 0 ? seconds * 1e9 / static_cast<double>(ops) : 0; }
   double flushes_per_ack() const noexcept {
     return ops > 0 ? static_cast<double>(flushes) / static_cast<double>(ops) : 0;
+  }
+  /// Acks per flush; -1 when no flush was issued.
+  double avg_batch() const noexcept {
+    return flushes > 0 ? static_cast<double>(ops) / static_cast<double>(flushes) : -1;
   }
 };
 

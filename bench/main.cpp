@@ -2,7 +2,8 @@
 //
 // Every model runs under the same durability contract (an ack means the
 // 4 KiB write is durable, or, in `overhead`, that the no-op provider's flush
-// finished). See docs/performance.md for the models and how to read results.
+// finished). See docs/performance.md for the models and how to read results,
+// and `flushkit-bench --help` for the columns.
 #include "harness.hpp"
 #include "model.hpp"
 #include "options.hpp"
@@ -14,6 +15,7 @@
 #include <cstdio>
 #include <exception>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -23,25 +25,30 @@ namespace fb = flushkit::bench;
 
 namespace {
 
+constexpr std::uint64_t anonymous_bytes = 256 * fb::block_size; // overhead: stays in cache
+constexpr std::uint64_t file_bytes = 64u << 20;                  // submit, durable: 16384 blocks
+// preallocation: 65536 blocks, so that a run at 64 in flight mostly writes
+// blocks of the fresh file that were never written since it was created.
+constexpr std::uint64_t fresh_file_bytes = 256u << 20;
+
 struct scenario_info {
   std::string_view name;
   std::vector<std::size_t> sweep;
   bool needs_file;
-  std::uint64_t sample_mask; // see run_params::sample_mask
+  std::uint64_t sample_mask;     // see run_params::sample_mask
+  std::uint64_t fresh_bytes = 0; // > 0: each model creates a file of this size next to the bench file
 };
 
 const std::vector<scenario_info>& scenarios() {
   static const std::vector<scenario_info> all = {
       {"overhead", {1, 16, 64}, false, 15},
       {"submit", {1, 16}, true, 0},
-      {"durable", {1, 4, 16, 64}, true, 0},
+      {"durable", {1, 4, 16, 64, 256, 1024}, true, 0},
       {"virtio", {1, 16, 64}, true, 0},
+      {"preallocation", {1, 64}, true, 0, fresh_file_bytes},
   };
   return all;
 }
-
-constexpr std::uint64_t anonymous_bytes = 256 * fb::block_size; // overhead: stays in cache
-constexpr std::uint64_t file_bytes = 64u << 20;                  // submit, durable: 16384 blocks
 
 /// The bench file, created the first time a scenario needs it.
 class medium_source {
@@ -100,12 +107,12 @@ void run_point(scenario_run& s, const fb::model_info& m, std::size_t inflight) {
 
 void run_model(scenario_run& s, const fb::model_info& m) {
   if (m.unavailable != nullptr)
-    if (const char* why = m.unavailable()) return s.out.skipped(s.scenario.name, m.name, why);
+    if (const char* why = m.unavailable()) return s.out.skipped(s.scenario.name, m.name, why, s.ctx);
   for (const std::size_t n : sweep_for(m, s.scenario, s.opts)) {
     try {
       run_point(s, m, n);
     } catch (const std::exception& e) {
-      s.out.skipped(s.scenario.name, m.name, e.what());
+      s.out.skipped(s.scenario.name, m.name, e.what(), s.ctx);
       ++s.failures;
       return;
     }
@@ -128,7 +135,8 @@ int run_scenario(const scenario_info& sc, const fb::options& o, const fb::model_
   if (sc.needs_file) {
     const fb::bench_file& f = media.file();
     s.env.file_path = s.ctx.file = f.path();
-    s.env.medium_bytes = f.size();
+    if (sc.fresh_bytes > 0) s.ctx.file += std::string(fb::fresh_file_suffix) + ", created per point";
+    s.env.medium_bytes = sc.fresh_bytes > 0 ? sc.fresh_bytes : f.size();
     s.ctx.fs_type = fb::fs_type_of(f.path());
     s.device = std::make_unique<fb::device_flush_counter>(f.path());
   }
@@ -137,12 +145,22 @@ int run_scenario(const scenario_info& sc, const fb::options& o, const fb::model_
   return s.failures;
 }
 
+void list_models(const fb::model_registry& reg) {
+  for (const fb::model_info& m : reg)
+    std::printf("%.*s %.*s\n", static_cast<int>(m.scenario.size()), m.scenario.data(), static_cast<int>(m.name.size()),
+                m.name.data());
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
   int exit_code = 0;
   const auto opts = fb::parse_options(argc, argv, exit_code);
   if (!opts) return exit_code;
+  if (opts->list_models) {
+    list_models(fb::all_models());
+    return 0;
+  }
   try {
     const fb::reporter out(stdout, opts->json);
     const fb::machine_info machine = fb::describe_machine();

@@ -8,17 +8,14 @@
 //  flushkit          as above: one fdatasync per FUA, in order
 //  flushkit-coalesce the same through a coalescer (group commit)
 //  pwrite-fdatasync  N threads, each pwrite + fdatasync
-//  io_uring          see models_io_uring.cpp
+//  group-commit-pwrite  see models_baselines.cpp
+//  io_uring, io_uring-batch  see models_io_uring.cpp
 #include "model.hpp"
 #include "stacks.hpp"
 
 #include <atomic>
 #include <cerrno>
-#include <stdexcept>
-#include <string>
-#include <system_error>
 
-#include <fcntl.h>
 #include <unistd.h>
 
 namespace flushkit::bench {
@@ -29,34 +26,32 @@ namespace {
 /// merging is the baseline the coalescer has to beat).
 class pwrite_fdatasync_workload final : public workload {
 public:
-  explicit pwrite_fdatasync_workload(const bench_env& env) : fd_(::open(env.file_path.c_str(), O_RDWR | O_CLOEXEC)) {
-    if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "open " + env.file_path);
-  }
-  ~pwrite_fdatasync_workload() override { ::close(fd_); }
+  explicit pwrite_fdatasync_workload(const bench_env& env) : fd_(env.file_path) {}
 
   void submit(op& o) override {
-    const ::ssize_t n = ::pwrite(fd_, o.data.data(), o.data.size(), static_cast<::off_t>(o.offset));
+    const ::ssize_t n = ::pwrite(fd_.get(), o.data.data(), o.data.size(), static_cast<::off_t>(o.offset));
     if (n != static_cast<::ssize_t>(o.data.size())) return o.done(make_error_code(errc::io_error));
     flushes_.fetch_add(1, std::memory_order_relaxed);
-    if (::fdatasync(fd_) != 0) return o.done(status(errno, boost::system::generic_category()));
+    if (::fdatasync(fd_.get()) != 0) return o.done(status(errno, boost::system::generic_category()));
     o.done({});
   }
   std::uint64_t flushes() const override { return flushes_.load(std::memory_order_relaxed); }
+  std::int64_t bytes_per_request() const override { return 0; } // the submitting thread is all it needs
 
 private:
-  int fd_;
+  file_fd fd_;
   std::atomic<std::uint64_t> flushes_{0};
 };
-
-std::unique_ptr<workload> make_pwrite_fdatasync(const bench_env& env) {
-  return std::make_unique<pwrite_fdatasync_workload>(env);
-}
 
 using fsync_async = async_stack<pm::file_sync_provider>;
 using fsync_coalesced = coalesced_stack<pm::file_sync_provider>;
 using fsync_sync = sync_stack<pm::file_sync_provider>;
 
 } // namespace
+
+std::unique_ptr<workload> make_pwrite_fdatasync(const bench_env& env) {
+  return std::make_unique<pwrite_fdatasync_workload>(env);
+}
 
 void add_file_models(model_registry& r) {
   r.push_back({"submit", "flushkit", &make_device_workload<fsync_async>});

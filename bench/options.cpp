@@ -12,16 +12,33 @@ namespace {
 
 constexpr const char* usage_text =
     "usage: flushkit-bench [--scenario NAME] [--inflight N[,N...]] [--seconds S]\n"
-    "                      [--file PATH] [--json] [--quick]\n"
+    "                      [--file PATH] [--json] [--quick] [--list-models]\n"
     "\n"
-    "  --scenario NAME  overhead | submit | durable | virtio | all (default all)\n"
-    "  --inflight N     in-flight requests; a comma list is a sweep\n"
-    "                   (default: overhead 1,16,64; submit 1,16; durable 1,4,16,64)\n"
+    "  --scenario NAME  overhead | submit | durable | virtio | preallocation | all\n"
+    "                   (default all)\n"
+    "  --inflight N     in-flight requests, 1..4096; a comma list is a sweep (default:\n"
+    "                   overhead 1,16,64; submit 1,16; durable 1,4,16,64,256,1024;\n"
+    "                   virtio 1,16,64; preallocation 1,64)\n"
     "  --seconds S      measured seconds per point (default 2; warm-up S/4, at most 0.5 s)\n"
-    "  --file PATH      bench file for submit/durable (default: a temporary file in\n"
-    "                   the current directory, else $TMPDIR or /tmp)\n"
-    "  --json           one JSON object per result line on stdout\n"
-    "  --quick          every scenario, 0.3 s per point (under a minute)\n";
+    "  --file PATH      bench file for the file scenarios (default: a temporary file in\n"
+    "                   the current directory, else $TMPDIR or /tmp); preallocation\n"
+    "                   creates PATH.prealloc per point and removes it\n"
+    "  --json           one JSON object per line on stdout: a result, or a model that\n"
+    "                   could not run ({\"scenario\",\"model\",\"skipped\":REASON,...})\n"
+    "  --quick          every scenario, 0.3 s per point\n"
+    "  --list-models    print \"SCENARIO MODEL\" for every model and exit\n"
+    "\n"
+    "Columns (JSON key):\n"
+    "  acks/s (acks_per_s), ns/op (ns_per_op), flush/ack (flushes_per_ack: flush calls\n"
+    "  the model issued per ack), dev/ack (device_flushes_per_ack), allocs/op\n"
+    "  (allocs_per_op), p50/p99 us (p50_us, p99_us: submit to ack), submit p50\n"
+    "  (submit_p50_ns), and:\n"
+    "  cpu us/ack (cpu_us_per_ack)   process CPU time, user + sys of every thread, in\n"
+    "                                the measured window per ack\n"
+    "  avg batch  (avg_batch)        acks per flush call; null when there was none\n"
+    "  B/req      (bytes_per_request) memory the model keeps per in-flight request\n"
+    "                                (io_uring: its state and ring entries; blocking\n"
+    "                                pwrite: 0); null when the model does not say\n";
 
 bool parse_double(std::string_view s, double& out) {
   const std::string str(s);
@@ -45,7 +62,7 @@ bool parse_list(std::string_view s, std::vector<std::size_t>& out) {
 }
 
 bool known_scenario(std::string_view s) {
-  return s == "overhead" || s == "submit" || s == "durable" || s == "virtio" || s == "all";
+  return s == "overhead" || s == "submit" || s == "durable" || s == "virtio" || s == "preallocation" || s == "all";
 }
 
 } // namespace
@@ -69,6 +86,8 @@ std::optional<options> parse_options(int argc, char** argv, int& exit_code) {
       o.json = true;
     } else if (a == "--quick") {
       o.quick = true;
+    } else if (a == "--list-models") {
+      o.list_models = true;
     } else if (!has_value) {
       return fail("unknown option or missing value", a);
     } else if (a == "--scenario") {

@@ -26,9 +26,9 @@ public:
   /// Start of a scenario: its medium and the column header.
   void scenario(std::string_view name, const run_context& ctx) const;
   void result(const run_result& r, const run_context& ctx) const;
-  /// A model or scenario that could not run: a note on stderr in JSON mode,
-  /// a line of the table otherwise.
-  void skipped(std::string_view scenario, std::string_view model, std::string_view why) const;
+  /// A model that could not run: a JSON object with a "skipped" key (the
+  /// reason) in JSON mode, a line of the table otherwise.
+  void skipped(std::string_view scenario, std::string_view model, std::string_view why, const run_context& ctx) const;
 
 private:
   void json_line(const run_result& r, const run_context& ctx) const;

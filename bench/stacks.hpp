@@ -12,6 +12,7 @@
 
 #include <flushkit/coalesce/coalescer.hpp>
 #include <flushkit/core/completion.hpp>
+#include <flushkit/core/detail/completion_op.hpp>
 #include <flushkit/core/flush_result.hpp>
 #include <flushkit/core/region.hpp>
 #include <flushkit/core/request.hpp>
@@ -119,19 +120,22 @@ template <class Inner, placement Where = placement::own_thread> struct async_sta
   std::optional<io_runner> runner;
 };
 
-/// flushkit-coalesce: a coalescer in front of the async stack (an I/O
-/// object of the submitter's event loop).
-template <class Inner> struct coalesced_stack {
-  using top_type = coalescer<offload_provider<Inner&, io_executor>&>;
+/// flushkit-coalesce: a coalescer (the default batching policy) in front of
+/// an asynchronous stack `Base`, an I/O object of the submitter's event loop.
+template <class Base> struct coalesced_over {
+  using top_type = coalescer<typename Base::top_type&>;
   static constexpr bool completes_on_app = true;
-  coalesced_stack(const pm::backing& medium, app_thread& app) : base(medium, app), group(app.ctx, base.top()) {}
+  coalesced_over(const pm::backing& medium, app_thread& app) : base(medium, app), group(app.ctx, base.top()) {}
   top_type& top() noexcept { return group; }
   std::uint64_t flushes() const noexcept { return base.flushes(); }
   void quiesce() { base.quiesce(); }
 
-  async_stack<Inner> base;
+  Base base;
   top_type group;
 };
+
+/// The documented file stack: `Inner` behind offload_provider, behind a coalescer.
+template <class Inner> using coalesced_stack = coalesced_over<async_stack<Inner>>;
 
 /// Opens the medium a device writes to: the bench file, or anonymous memory
 /// (pre-touched so page faults stay out of the measurement).
@@ -179,6 +183,13 @@ public:
     dev_.submit(o.req);
   }
   std::uint64_t flushes() const override { return stack_.flushes(); }
+  /// The request and, for an asynchronous stack, the operation block that
+  /// async_wait takes for it (freed when the completion has run).
+  std::int64_t bytes_per_request() const override {
+    std::size_t bytes = sizeof(flushkit::request);
+    if constexpr (Stack::completes_on_app) bytes += sizeof(flushkit::detail::wait_op<completion, io_executor>);
+    return static_cast<std::int64_t>(bytes);
+  }
 
 private:
   struct completion {

@@ -41,8 +41,8 @@ class bench_file {
 public:
   /// Creates `path` (or, when empty, a temporary file in the current
   /// directory, falling back to $TMPDIR or /tmp), sizes it to `bytes`, writes
-  /// every byte and fdatasyncs it. A temporary file is removed by the
-  /// destructor. Throws std::system_error.
+  /// every byte, fdatasyncs it and drops it from the page cache. A temporary
+  /// file is removed by the destructor. Throws std::system_error.
   bench_file(const std::string& path, std::uint64_t bytes);
   bench_file(const bench_file&) = delete;
   bench_file& operator=(const bench_file&) = delete;
