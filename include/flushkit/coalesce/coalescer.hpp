@@ -171,11 +171,14 @@ struct coalescer_stats {
 /// `end_of_turn` and `bounded` policies run their deferred issue),
 /// constructed from an executor or an execution context.
 ///
-/// Lifetime: destroy it only when `idle()` (no request waiting or in
-/// flight), and not from inside a completion it is delivering. A deferred
-/// handler still queued on the executor then does nothing: it and its
-/// memory (from a block the handler co-owns, allocated once at
-/// construction for these policies) outlive the coalescer safely.
+/// Lifetime: destroy it only when `idle()`: no request waiting or in
+/// flight, no `flush_and_wait` caller inside, and no thread still
+/// delivering (a completion runs before the delivering thread has left;
+/// `wait_until_idle()` blocks until it has). Not from inside a completion
+/// it is delivering. A deferred handler still queued on the executor then
+/// does nothing: it and its memory (from a block the handler co-owns,
+/// allocated once at construction for these policies) outlive the
+/// coalescer safely.
 template <class Provider, class Executor = boost::asio::any_io_executor>
 class coalescer : public forward_capabilities<coalescer<Provider, Executor>, std::remove_reference_t<Provider>> {
   using provider_type = std::remove_reference_t<Provider>;
@@ -215,21 +218,31 @@ public:
   coalescer(const coalescer&) = delete;
   coalescer& operator=(const coalescer&) = delete;
   ~coalescer() {
-    FLUSHKIT_ASSERT(idle(), "coalescer destroyed with requests pending");
-    if (anchor_) {
-      std::lock_guard lock(anchor_->mutex);
-      anchor_->self = nullptr; // a deferred handler still queued finds nothing to do
-    }
+    std::unique_lock<std::mutex> anchor_lock;
+    if (anchor_) anchor_lock = std::unique_lock(anchor_->mutex); // no deferred handler is inside now
+    FLUSHKIT_ASSERT(idle(), "coalescer destroyed with requests pending or a thread inside it");
+    if (anchor_) anchor_->self = nullptr; // a deferred handler still queued finds nothing to do
   }
 
   /// The batching policy in effect (`automatic` resolved).
   flushkit::batching batching() const noexcept { return opts_.batching; }
 
-  /// True when no request is waiting or in flight: the coalescer may be
-  /// destroyed (a deferred issue may still be queued; it finds nothing to do).
+  /// True when no request is waiting or in flight and no thread is inside
+  /// the coalescer delivering or issuing: it may be destroyed (a deferred
+  /// handler may still be queued; it finds nothing to do).
   bool idle() const {
     std::lock_guard lock(mutex_);
-    return !flush_active_ && waiting_.empty() && in_flight_.empty();
+    return idle_locked();
+  }
+
+  /// Blocks until `idle()`: every request completed and the thread that
+  /// delivered the last completions has left the coalescer. Then it may be
+  /// destroyed. Call it after the last request's completion, not from inside
+  /// a completion this coalescer delivers (it would wait for itself).
+  /// Allocation: none.
+  void wait_until_idle() {
+    std::unique_lock lock(mutex_);
+    idle_cv_.wait(lock, [this] { return idle_locked(); });
   }
 
   /// The executor given at construction.
@@ -282,8 +295,8 @@ public:
     if (!busy_) {
       busy_ = true;
       drive(lock, cause::arrival);
-    } else if (deferred_ && opts_.batching == flushkit::batching::bounded && waiting_.size() >= opts_.min_batch) {
-      end_deferral();
+    } else if (deferred_ && (sync_waiters_ > 0 || min_batch_reached())) {
+      end_deferral(); // a blocked waiter cannot wait for a handler its own thread may have to run
       drive(lock, cause::deferred);
     } else if (!backend_is_async && successor_ == successor::none && driver_ != std::this_thread::get_id()) {
       successor_ = successor::appointed; // issues the next flush, after the one in flight
@@ -314,6 +327,7 @@ public:
       return make_error_code(errc::invalid_request);
     }
     req.on_complete(&coalescer::sync_done, &w);
+    const waiter_count counted(*this);
     const flush_result r = flush(req);
     if (!r.is_async()) return r.sync_status();
     std::unique_lock lock(sync_mutex_);
@@ -405,14 +419,20 @@ private:
     allocator_type get_allocator() const noexcept {
       return allocator_type(std::shared_ptr<slab_type>(anchor, &anchor->slab));
     }
-    void operator()() const { run(); }
-    void operator()(const boost::system::error_code&) const { run(); }
-    void run() const {
+    void operator()() const {
       std::unique_lock anchor_lock(anchor->mutex);
       coalescer* c = anchor->self;
       if (c == nullptr) return; // the coalescer is gone
       std::unique_lock lock(c->mutex_);
+      run_locked(anchor_lock, lock, c);
+    }
+    /// Issues the deferred flush unless stale. Both locks held.
+    void run_locked(std::unique_lock<std::mutex>& anchor_lock, std::unique_lock<std::mutex>& lock, coalescer* c) const {
       if (!c->take_deferral(gen)) return;
+      if (c->waiting_.empty()) {
+        c->busy_ = false; // nothing to issue: idle again, decided under both locks
+        return c->notify_if_idle();
+      }
       anchor_lock.unlock(); // requests wait: the coalescer may not be destroyed now
       c->drive(lock, cause::deferred);
     }
@@ -441,13 +461,45 @@ private:
     status result{};
   };
 
+  /// Counts a blocked `flush_and_wait` caller for its lifetime: while one
+  /// waits, no flush is deferred (its own thread may be the one that would
+  /// have to run the deferred handler).
+  struct waiter_count {
+    coalescer& c;
+    explicit waiter_count(coalescer& co) : c(co) {
+      std::lock_guard lock(c.mutex_);
+      ++c.sync_waiters_;
+    }
+    waiter_count(const waiter_count&) = delete;
+    waiter_count& operator=(const waiter_count&) = delete;
+    ~waiter_count() {
+      std::lock_guard lock(c.mutex_);
+      --c.sync_waiters_;
+      c.notify_if_idle();
+    }
+  };
+
+  bool idle_locked() const noexcept {
+    return !flush_active_ && waiting_.empty() && in_flight_.empty() && (!busy_ || deferred_) && sync_waiters_ == 0;
+  }
+
+  /// Wakes `wait_until_idle` callers when the state became idle. Lock held:
+  /// they proceed once this thread released the mutex, its last access.
+  void notify_if_idle() {
+    if (idle_locked()) idle_cv_.notify_all();
+  }
+
+  bool min_batch_reached() const noexcept {
+    return opts_.batching == flushkit::batching::bounded && waiting_.size() >= opts_.min_batch;
+  }
+
   bool would_wait_for_itself() {
     {
       std::lock_guard lock(mutex_);
       if (busy_ && driver_ == std::this_thread::get_id()) return true;
     }
-    if constexpr (requires { provider_.get_executor().running_in_this_thread(); })
-      return provider_.get_executor().running_in_this_thread();
+    if constexpr (requires { provider_.get_executor(); })
+      return detail::runs_in_this_thread(provider_.get_executor()) == std::optional<bool>(true);
     else
       return false;
   }
@@ -496,6 +548,7 @@ private:
       end_flush(lock, *st);
     }
     driver_ = std::thread::id{};
+    notify_if_idle();
   }
 
   void begin_flush() {
@@ -557,7 +610,7 @@ private:
   /// that issues it). Lock held.
   bool defer(cause why) {
     using flushkit::batching;
-    if (why == cause::deferred) return false;
+    if (why == cause::deferred || sync_waiters_ > 0) return false;
     if (opts_.batching == batching::end_of_turn) {
       if (why != cause::flushed) return false;
       deferred_ = true;
@@ -565,21 +618,50 @@ private:
       detail::run_on(ex_, deferred_handler{anchor_, deferral_gen_}, true);
       return true;
     }
-    if (opts_.batching == batching::bounded && !waiting_.empty() && waiting_.size() < opts_.min_batch) {
+    if (opts_.batching == batching::bounded && !waiting_.empty() && !min_batch_reached()) {
       deferred_ = true;
-      timer_->expires_after(opts_.max_delay);
-      timer_->async_wait(deferred_handler{anchor_, deferral_gen_});
+      deadline_ = std::chrono::steady_clock::now() + opts_.max_delay;
+      if (!timer_waiting_) wait_for_deadline(); // else the pending wait re-arms itself for deadline_
       return true;
     }
     return false;
   }
 
-  /// The deferred issue happens now, from the caller (bounded: `min_batch`
-  /// reached); the queued handler becomes stale. Lock held.
+  /// Bounded: the one timer wait, for `deadline_`. Lock held.
+  void wait_for_deadline() {
+    timer_waiting_ = true;
+    timer_->expires_at(deadline_);
+    timer_->async_wait(timer_handler{anchor_});
+  }
+
+  /// Bounded: the timer fired (or was cancelled by the destructor). Issues
+  /// the deferred flush when its deadline passed, waits again when a later
+  /// deferral moved it; does nothing when no deferral is armed.
+  struct timer_handler {
+    std::shared_ptr<deferral_anchor> anchor;
+    using allocator_type = detail::shared_slab_allocator<void, slab_type>;
+    allocator_type get_allocator() const noexcept {
+      return allocator_type(std::shared_ptr<slab_type>(anchor, &anchor->slab));
+    }
+    void operator()(const boost::system::error_code&) const {
+      std::unique_lock anchor_lock(anchor->mutex);
+      coalescer* c = anchor->self;
+      if (c == nullptr) return; // the coalescer is gone
+      std::unique_lock lock(c->mutex_);
+      c->timer_waiting_ = false;
+      if (!c->deferred_) return;
+      if (std::chrono::steady_clock::now() < c->deadline_) return c->wait_for_deadline();
+      deferred_handler{anchor, c->deferral_gen_}.run_locked(anchor_lock, lock, c);
+    }
+  };
+
+  /// The deferred issue happens now, from the caller (`min_batch` reached,
+  /// or a blocked waiter arrived); a queued handler becomes stale (a pending
+  /// timer wait is left to expire, so at most one is ever outstanding).
+  /// Lock held.
   void end_deferral() {
     deferred_ = false;
     ++deferral_gen_;
-    timer_->cancel();
   }
 
   /// A deferred handler ran (or was cancelled): whether its issue is still
@@ -654,6 +736,10 @@ private:
   bool deferred_ = false;             // a deferred issue is armed (busy_ is set)
   std::uint64_t deferral_gen_ = 0;    // tells a stale deferred handler from the armed one
   std::optional<timer_type> timer_;   // bounded batching
+  bool timer_waiting_ = false;        // bounded: the one timer wait is pending
+  std::chrono::steady_clock::time_point deadline_{}; // bounded: when the armed deferral issues
+  std::size_t sync_waiters_ = 0;      // flush_and_wait callers blocked
+  std::condition_variable idle_cv_;   // wait_until_idle
   std::shared_ptr<deferral_anchor> anchor_; // end_of_turn and bounded
 
   std::mutex sync_mutex_;

@@ -58,12 +58,30 @@ using tracked_t = std::decay_t<decltype(boost::asio::prefer(std::declval<Executo
 using unwrapped_io_executor = boost::asio::io_context::executor_type;
 using unwrapped_pool_executor = boost::asio::thread_pool::executor_type;
 
+/// Calls `f` with the concrete executor inside the type-erased `ex` when
+/// its target is one of the known ones: an io_context or thread_pool
+/// executor (outstanding work tracked or not), or a strand of one. Returns
+/// whether it did.
+template <type_erased_executor Executor, class Function> bool visit_known_target(const Executor& ex, Function&& f) {
+  using io_strand = boost::asio::strand<unwrapped_io_executor>;
+  using pool_strand = boost::asio::strand<unwrapped_pool_executor>;
+  if (const auto* t = ex.template target<tracked_t<unwrapped_io_executor>>()) return f(*t), true;
+  if (const auto* t = ex.template target<unwrapped_io_executor>()) return f(*t), true;
+  if (const auto* t = ex.template target<tracked_t<unwrapped_pool_executor>>()) return f(*t), true;
+  if (const auto* t = ex.template target<unwrapped_pool_executor>()) return f(*t), true;
+  if (const auto* t = ex.template target<io_strand>()) return f(*t), true;
+  if (const auto* t = ex.template target<pool_strand>()) return f(*t), true;
+  return false;
+}
+
 /// Whether the calling thread runs `ex` - or the executor under it (a
 /// strand's, whose dispatch would run inline there): empty when `ex` cannot
-/// tell (a type-erased executor whose target `run_on` does not unwrap).
+/// tell (a type-erased executor whose target is not a known one).
 template <class Executor> std::optional<bool> runs_in_this_thread(const Executor& ex) noexcept {
   if constexpr (type_erased_executor<Executor>) {
-    return std::nullopt;
+    std::optional<bool> result;
+    visit_known_target(ex, [&result](const auto& target) { result = runs_in_this_thread(target); });
+    return result;
   } else if constexpr (requires { ex.running_in_this_thread(); }) {
     if (ex.running_in_this_thread()) return true;
     if constexpr (requires { ex.get_inner_executor(); })
@@ -103,16 +121,8 @@ concept runs_on_caller = runs_on_caller_impl<std::decay_t<Executor>>::value;
 /// and may allocate there.
 template <class Executor, class Function> void run_on(const Executor& ex, Function&& f, bool must_post) {
   if constexpr (type_erased_executor<Executor>) {
-    if (const auto* t = ex.template target<tracked_t<unwrapped_io_executor>>())
-      return run_on(*t, std::forward<Function>(f), must_post);
-    if (const auto* t = ex.template target<unwrapped_io_executor>()) return run_on(*t, std::forward<Function>(f), must_post);
-    if (const auto* t = ex.template target<tracked_t<unwrapped_pool_executor>>())
-      return run_on(*t, std::forward<Function>(f), must_post);
-    if (const auto* t = ex.template target<unwrapped_pool_executor>()) return run_on(*t, std::forward<Function>(f), must_post);
-    if (const auto* t = ex.template target<boost::asio::strand<unwrapped_io_executor>>())
-      return run_on(*t, std::forward<Function>(f), must_post);
-    if (const auto* t = ex.template target<boost::asio::strand<unwrapped_pool_executor>>())
-      return run_on(*t, std::forward<Function>(f), must_post);
+    if (visit_known_target(ex, [&](const auto& target) { run_on(target, std::forward<Function>(f), must_post); }))
+      return;
   }
   bool dispatch = false;
   if constexpr (runs_on_caller<Executor>)
