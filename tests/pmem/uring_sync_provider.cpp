@@ -75,7 +75,13 @@ void submit(provider_t& p, recorded& r) {
 
 constexpr std::string_view record = "durable through io_uring";
 
-/// Forbids io_uring_setup in this process (seccomp: it fails with EPERM).
+/// Installs a seccomp filter in this process (after which it cannot be lifted).
+template <std::size_t N> bool install_filter(sock_filter (&filter)[N]) {
+  sock_fprog prog{static_cast<unsigned short>(N), filter};
+  return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
+}
+
+/// Forbids io_uring_setup in this process (it fails with EPERM).
 bool forbid_io_uring_setup() {
   sock_filter filter[] = {
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
@@ -83,8 +89,32 @@ bool forbid_io_uring_setup() {
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
   };
-  sock_fprog prog{static_cast<unsigned short>(std::size(filter)), filter};
-  return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
+  return install_filter(filter);
+}
+
+/// Makes io_uring_enter fail with EAGAIN whenever it would submit exactly one SQE.
+bool refuse_single_submissions() {
+  sock_filter filter[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_enter, 0, 3),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args[1])),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EAGAIN & SECCOMP_RET_DATA)),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  return install_filter(filter);
+}
+
+/// Runs `body` in a child process and returns its exit status (`body`'s
+/// value, or -1 when it did not exit normally). The child runs no doctest
+/// code: `body` reports through its return value.
+template <class Body> int in_child(Body body) {
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) ::_exit(body());
+  int wstatus = 0;
+  REQUIRE(::waitpid(child, &wstatus, 0) == child);
+  return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
 }
 
 } // namespace
@@ -181,25 +211,42 @@ TEST_CASE("bad options and shutdown are refused with a clear status") {
 TEST_CASE("where io_uring_setup is forbidden, the provider says so and a device refuses it") {
   FK_REQUIRE_URING();
   flushkit::test::temp_file f;
-  const pid_t child = ::fork();
-  REQUIRE(child >= 0);
-  if (child == 0) {
-    // Only async-signal-safe work and _exit from here: no doctest in the child.
-    if (!forbid_io_uring_setup()) ::_exit(10);
-    if (provider_t::available() != std::errc::operation_not_permitted) ::_exit(11);
+  const int result = in_child([&] {
+    if (!forbid_io_uring_setup()) return 10;
+    if (provider_t::available() != std::errc::operation_not_permitted) return 11;
     auto medium = pm::backing::file(f.path(), {.size = 1 << 16});
-    if (!medium) ::_exit(12);
+    if (!medium) return 12;
     boost::asio::io_context io;
     provider_t p(io, *medium);
-    if (p.usable() != std::errc::operation_not_permitted) ::_exit(13);
+    if (p.usable() != std::errc::operation_not_permitted) return 13;
     pm::pmem_device<flushkit::region<provider_t&>, io_executor> dev(io, *medium, {}, p);
-    if (dev.error() != std::errc::operation_not_permitted) ::_exit(14);
-    ::_exit(0);
-  }
-  int wstatus = 0;
-  REQUIRE(::waitpid(child, &wstatus, 0) == child);
-  REQUIRE(WIFEXITED(wstatus));
-  CHECK(WEXITSTATUS(wstatus) == 0);
+    if (dev.error() != std::errc::operation_not_permitted) return 14;
+    return 0;
+  });
+  CHECK(result == 0);
+}
+
+TEST_CASE("a submission the kernel refuses fails its own request once, and the next flush is unaffected") {
+  FK_REQUIRE_URING();
+  flushkit::test::temp_file f;
+  const int result = in_child([&] {
+    auto medium = pm::backing::file(f.path(), {.size = 1 << 16});
+    if (!medium) return 10;
+    boost::asio::io_context io;
+    provider_t p(io, *medium);
+    if (p.usable()) return 11;
+    if (!refuse_single_submissions()) return 12;
+    recorded a, b;
+    submit(p, a); // one SQE: io_uring_enter fails with EAGAIN
+    if (a.completions != 1 || a.result != std::errc::resource_unavailable_try_again) return 13;
+    submit(p, b); // the refused SQE (now a NOP) and b's go in together
+    io.run();
+    if (a.completions != 1) return 14; // never completed again by the refused SQE
+    if (b.completions != 1 || b.result) return 15;
+    if (!p.idle()) return 16;
+    return 0;
+  });
+  CHECK(result == 0);
 }
 
 TEST_CASE("behind a coalescer, writes started in one turn share the second flush") {

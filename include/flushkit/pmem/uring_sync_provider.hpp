@@ -140,8 +140,8 @@ public:
     std::unique_lock lock(mutex_);
     if (stop_reason_) return flush_result::done(stop_reason_);
     ++flushes_;
-    if (in_kernel_ == entries_) {
-      overflow_.push_back(r); // submitted when an earlier flush completes
+    if (in_kernel_ >= entries_ || !overflow_.empty()) {
+      overflow_.push_back(r); // submitted, in order, when earlier flushes complete
       return flush_result::async(r);
     }
     if (const status st = submit_locked(r)) {
@@ -199,14 +199,20 @@ private:
     return {};
   }
 
-  /// One fsync SQE for `r`, submitted. Lock held.
+  /// One fsync SQE for `r`, submitted. Lock held. When `io_uring_enter`
+  /// fails (EAGAIN, EBUSY), the SQE is already in the submission queue and
+  /// the next submission would send it: it becomes a NOP that completes no
+  /// request, and `r` gets the error.
   status submit_locked(request& r) {
     ::io_uring_sqe* sqe = ::io_uring_get_sqe(&ring_);
-    if (sqe == nullptr) return make_error_code(errc::no_space); // cannot happen: in_kernel_ < entries_
+    if (sqe == nullptr) return make_error_code(errc::no_space); // the queue is full of stand-in NOPs
     ::io_uring_prep_fsync(sqe, fd_, fsync_flags_);
     ::io_uring_sqe_set_data(sqe, &r);
-    const int rc = ::io_uring_submit(&ring_);
-    if (rc < 0) return errno_status(-rc);
+    if (const int rc = ::io_uring_submit(&ring_); rc < 0) {
+      ::io_uring_prep_nop(sqe);
+      ::io_uring_sqe_set_data(sqe, nullptr);
+      return errno_status(-rc);
+    }
     ++in_kernel_;
     return {};
   }
@@ -238,27 +244,28 @@ private:
       auto* r = static_cast<request*>(::io_uring_cqe_get_data(cqe));
       const status st = cqe->res < 0 ? errno_status(-cqe->res) : status{};
       ::io_uring_cqe_seen(&ring_, cqe);
-      request* next = take_queued();
+      if (r == nullptr) continue; // a NOP standing in for a failed submission
+      {
+        std::lock_guard lock(mutex_);
+        --in_kernel_;
+      }
       r->complete(st);
-      if (next != nullptr) submit_queued(*next);
+      refill();
     }
   }
 
-  /// A queued flush takes the completed one's place in the kernel.
-  request* take_queued() {
-    std::lock_guard lock(mutex_);
-    --in_kernel_;
-    if (overflow_.empty()) return nullptr;
-    request& r = overflow_.front();
-    overflow_.pop_front();
-    return &r;
-  }
-
-  void submit_queued(request& r) {
-    std::unique_lock lock(mutex_);
-    if (const status st = submit_locked(r)) {
-      lock.unlock();
-      r.complete(st);
+  /// Queued flushes take free places in the kernel, oldest first; one whose
+  /// submission fails completes with the error and the next is tried.
+  void refill() {
+    for (;;) {
+      std::unique_lock lock(mutex_);
+      if (overflow_.empty() || in_kernel_ >= entries_) return;
+      request& r = overflow_.front();
+      overflow_.pop_front();
+      if (const status st = submit_locked(r)) {
+        lock.unlock();
+        r.complete(st);
+      }
     }
   }
 
@@ -269,7 +276,7 @@ private:
   void fail_wait(const boost::system::error_code& ec) {
     {
       std::lock_guard lock(mutex_);
-      stop_reason_ = errno_status(ec.value() != 0 ? ec.value() : EIO);
+      stop_reason_ = ec;
     }
     for (;;) {
       {
