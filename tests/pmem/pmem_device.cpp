@@ -27,7 +27,11 @@
 #include <string>
 #include <thread>
 #include <tuple>
+#include <utility>
 #include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 namespace fk = flushkit;
 namespace pm = flushkit::pmem;
@@ -601,6 +605,90 @@ template <class Device> fk::status fua_write(Device& dev) {
 }
 
 } // namespace
+
+TEST_CASE_TEMPLATE("the data step is pwrite for a page-cache file backing and a store otherwise", K, FK_BACKINGS) {
+  boost::asio::io_context io; // the I/O objects' executor (only submit() is used here)
+  test_medium<K::value> m(medium_size);
+  REQUIRE(m.ok());
+  fk::test::sequenced_sync_provider p;
+  sync_device dev(io, m.backing(), {}, p);
+  const bool file = m.backing().kind() == pm::backing_kind::file &&
+                    m.backing().persistence_mode() == pm::persistence::page_cache;
+  CHECK(dev.data_step() == (file ? pm::data_step::pwrite : pm::data_step::store));
+  sync_device span_dev(io, m.bytes(), {}, p);
+  CHECK(span_dev.data_step() == pm::data_step::store); // a span has no file to write to
+  sync_device stores(io, m.backing(), {.data = pm::data_step::store}, p);
+  CHECK(stores.data_step() == pm::data_step::store);
+}
+
+TEST_CASE("a pwrite data step writes the file at the mapping's offset, and the mapping shows it") {
+  boost::asio::io_context io; // the I/O objects' executor (only submit() is used here)
+  fk::test::temp_file f;
+  const std::size_t page = pm::backing::page_size();
+  auto b = pm::backing::file(f.path(), {.size = 4 * page, .offset = 2 * page});
+  REQUIRE(b);
+  REQUIRE(b->offset() == 2 * page);
+  fk::test::sequenced_sync_provider p;
+  sync_device dev(io, *b, {}, p);
+  REQUIRE(dev.data_step() == pm::data_step::pwrite);
+  auto data = pattern(512, 3);
+  const fk::segment s = seg_of(data);
+  CHECK_FALSE(run(dev, req_op::write, 100, {&s, 1}, fua));
+  CHECK(std::memcmp(b->data() + 100, data.data(), data.size()) == 0); // one page cache
+  std::vector<std::byte> back(data.size());
+  const int fd = ::open(f.path(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  CHECK(::pread(fd, back.data(), back.size(), static_cast<::off_t>(2 * page + 100)) ==
+        static_cast<::ssize_t>(back.size()));
+  ::close(fd);
+  CHECK(back == data);
+  std::vector<std::byte> read(data.size());
+  const fk::segment r = seg_of(read);
+  CHECK_FALSE(run(dev, req_op::read, 100, {&r, 1}, req_flags::none));
+  CHECK(read == data);
+}
+
+TEST_CASE("a dirty-tracking provider is told every range written, whichever the data step") {
+  /// Records the ranges note_dirty reports; a flush always succeeds.
+  struct noting_provider {
+    std::vector<std::pair<const void*, std::size_t>> noted;
+    void note_dirty(const void* p, std::size_t n) { noted.emplace_back(p, n); }
+    fk::status flush() { return {}; }
+  };
+  static_assert(fk::dirty_tracking<noting_provider>);
+  boost::asio::io_context io; // the I/O objects' executor (only submit() is used here)
+  for (const pm::data_step step : {pm::data_step::pwrite, pm::data_step::store}) {
+    CAPTURE(static_cast<int>(step));
+    test_medium<pm::backing_kind::file> m(medium_size);
+    REQUIRE(m.ok());
+    noting_provider p;
+    pm::pmem_device<fk::region<noting_provider&>> dev(io, m.backing(), {.data = step}, p);
+    REQUIRE_FALSE(dev.error());
+    REQUIRE(dev.data_step() == step);
+    auto a = pattern(100, 1), b = pattern(300, 2);
+    const fk::segment segs[] = {seg_of(a), seg_of(b)};
+    CHECK_FALSE(run(dev, req_op::write, 4096, segs, fua));
+    REQUIRE(p.noted.size() == 2);
+    CHECK(p.noted[0] == std::pair<const void*, std::size_t>(m.bytes().data() + 4096, 100));
+    CHECK(p.noted[1] == std::pair<const void*, std::size_t>(m.bytes().data() + 4196, 300));
+  }
+}
+
+TEST_CASE("a pwrite data step without a file to write to is refused") {
+  boost::asio::io_context io; // the I/O objects' executor (only submit() is used here)
+  test_medium<pm::backing_kind::memfd> m(medium_size);
+  REQUIRE(m.ok());
+  fk::test::sequenced_sync_provider p;
+  sync_device over_memfd(io, m.backing(), {.data = pm::data_step::pwrite}, p);
+  CHECK(over_memfd.error() == errc::invalid_request);
+  REQUIRE(over_memfd.error_reason() != nullptr);
+  CHECK(std::string(over_memfd.error_reason()).find("pwrite") != std::string::npos);
+  test_medium<pm::backing_kind::file> file(medium_size);
+  REQUIRE(file.ok());
+  sync_device over_span(io, file.bytes(), {.data = pm::data_step::pwrite}, p);
+  CHECK(over_span.error() == errc::invalid_request);
+  CHECK(fua_write(over_span) == errc::invalid_request);
+}
 
 TEST_CASE("a page-cache file without a write cache is refused: FUA would never sync") {
   boost::asio::io_context io; // the I/O objects' executor (only submit() is used here)

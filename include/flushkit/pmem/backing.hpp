@@ -156,6 +156,8 @@ public:
   std::size_t size() const noexcept { return size_; }
   /// The file descriptor (memfd or file); -1 for anonymous memory.
   int fd() const noexcept { return fd_; }
+  /// The file offset the mapping starts at (`file_options::offset`; 0 for the other kinds).
+  std::uint64_t offset() const noexcept { return offset_; }
   /// Which kind of memory is mapped.
   backing_kind kind() const noexcept { return kind_; }
   /// How stores to the mapping become durable (decides which provider fits).
@@ -189,6 +191,7 @@ public:
     if (fd_ >= 0) ::close(fd_);
     base_ = nullptr;
     size_ = 0;
+    offset_ = 0;
     fd_ = -1;
   }
 
@@ -199,6 +202,7 @@ private:
   void swap(backing& o) noexcept {
     std::swap(base_, o.base_);
     std::swap(size_, o.size_);
+    std::swap(offset_, o.offset_);
     std::swap(fd_, o.fd_);
     std::swap(kind_, o.kind_);
     std::swap(persistence_, o.persistence_);
@@ -222,15 +226,17 @@ private:
 
   [[nodiscard]] static result<backing> map(backing_kind kind, int fd, std::size_t size, std::uint64_t offset, int flags,
                              persistence mode) {
-    return adopt(kind, fd, map_raw(fd, size, offset, flags), size, mode);
+    return adopt(kind, fd, map_raw(fd, size, offset, flags), size, offset, mode);
   }
 
   // Takes ownership of `fd` and of the mapping `p` (or reports why mmap failed).
-  [[nodiscard]] static result<backing> adopt(backing_kind kind, int fd, void* p, std::size_t size, persistence mode) {
+  [[nodiscard]] static result<backing> adopt(backing_kind kind, int fd, void* p, std::size_t size, std::uint64_t offset,
+                                             persistence mode) {
     if (p == MAP_FAILED) return fd >= 0 ? close_with(fd, last_error()) : last_error();
     backing b;
     b.base_ = static_cast<std::byte*>(p);
     b.size_ = size;
+    b.offset_ = offset;
     b.fd_ = fd;
     b.kind_ = kind;
     b.persistence_ = mode;
@@ -274,7 +280,7 @@ private:
 #if defined(MAP_SYNC) && defined(MAP_SHARED_VALIDATE)
     if (opts.try_map_sync || opts.require_map_sync) {
       void* p = map_raw(fd, size, opts.offset, MAP_SHARED_VALIDATE | MAP_SYNC);
-      if (p != MAP_FAILED) return adopt(backing_kind::file, fd, p, size, persistence::map_sync);
+      if (p != MAP_FAILED) return adopt(backing_kind::file, fd, p, size, opts.offset, persistence::map_sync);
       if (errno != EOPNOTSUPP && errno != EINVAL) return close_with(fd, last_error());
     }
 #endif
@@ -285,6 +291,7 @@ private:
 
   std::byte* base_ = nullptr;
   std::size_t size_ = 0;
+  std::uint64_t offset_ = 0;
   int fd_ = -1;
   backing_kind kind_ = backing_kind::anonymous;
   persistence persistence_ = persistence::none;

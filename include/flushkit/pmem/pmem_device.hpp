@@ -19,6 +19,7 @@
 #include <boost/asio/buffer.hpp>
 
 #include <atomic>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -26,6 +27,8 @@
 #include <span>
 #include <type_traits>
 #include <utility>
+
+#include <unistd.h>
 
 namespace flushkit::pmem {
 
@@ -39,6 +42,23 @@ using clear_poison_fn = std::int64_t (*)(void* context, std::uint64_t offset, st
 using copy_mc_fn = std::size_t (*)(void* context, void* dst, const void* src, std::size_t len);
 
 /// Construction options of `pmem_device`.
+/// How a write's data reaches the medium.
+enum class data_step : std::uint8_t {
+  /// `pwrite` for a page-cache file backing, `store` otherwise. The default.
+  automatic,
+  /// A copy into the mapping (`memcpy`; a cache-line provider is told the range).
+  store,
+  /// `pwrite(2)` into the backing's file, which the mapping shows (both are
+  /// the same page cache). Only for a page-cache file backing. Page-cache
+  /// dirt is then tracked per block, not per folio: a store through a
+  /// shared mapping dirties its whole folio (up to megabytes when the pages
+  /// were cached by large writes), and the next `fdatasync` writes all of it
+  /// back. Measured here with 64 writes per fdatasync: 205 us after
+  /// `pwrite`, 320-425 us after stores. A full file system or an I/O error
+  /// is a status (`no_space`, `io_error`), where a store would raise SIGBUS.
+  pwrite,
+};
+
 struct device_options {
   /// The device has a volatile write cache (the region needs flushes). False:
   /// PREFLUSH/FUA are stripped and an empty flush completes at once.
@@ -52,6 +72,10 @@ struct device_options {
   /// Accept a configuration that acknowledges writes without making them
   /// durable (see `check_durable`). For volatile scratch devices only.
   bool unsafe_acknowledge_volatile = false;
+  /// How a write's data reaches the medium. `pwrite` needs the constructor
+  /// that takes a page-cache file `backing`; otherwise the device is refused
+  /// with `invalid_request`.
+  pmem::data_step data = pmem::data_step::automatic;
 };
 
 /// Why a device would acknowledge writes it does not make durable.
@@ -157,15 +181,14 @@ public:
   template <flushkit::detail::executor_source<Executor> ExecutorOrContext, class... RegionArgs>
   pmem_device(ExecutorOrContext&& ex, std::span<std::byte> medium, const device_options& opts,
               RegionArgs&&... region_args)
-      : ex_(flushkit::detail::to_executor<Executor>(std::forward<ExecutorOrContext>(ex))), medium_(medium),
-        opts_(with_medium(opts, opts.medium ? opts.medium : persistence_of(medium))),
-        region_(std::forward<RegionArgs>(region_args)...), badblocks_(opts.badblocks_capacity),
-        refusal_(check_durable(opts_.medium, durability_of(region_), usability_of(region_), opts_)) {}
+      : pmem_device(file_target{}, std::forward<ExecutorOrContext>(ex), medium, opts,
+                    std::forward<RegionArgs>(region_args)...) {}
   /// A device over the bytes of `medium` (which must outlive it), with
-  /// `opts.medium` set to the backing's persistence.
+  /// `opts.medium` set to the backing's persistence; a page-cache file
+  /// backing's writes go through `pwrite` unless `opts.data` says `store`.
   template <flushkit::detail::executor_source<Executor> ExecutorOrContext, class... RegionArgs>
   pmem_device(ExecutorOrContext&& ex, const backing& medium, device_options opts, RegionArgs&&... region_args)
-      : pmem_device(std::forward<ExecutorOrContext>(ex), medium.bytes(),
+      : pmem_device(file_target_of(medium), std::forward<ExecutorOrContext>(ex), medium.bytes(),
                     with_medium(opts, medium.persistence_mode()), std::forward<RegionArgs>(region_args)...) {}
   pmem_device(const pmem_device&) = delete;
   pmem_device& operator=(const pmem_device&) = delete;
@@ -303,6 +326,8 @@ public:
   std::span<std::byte> medium() const noexcept { return medium_; }
   /// The construction options.
   const device_options& options() const noexcept { return opts_; }
+  /// How writes reach the medium (`automatic` resolved).
+  pmem::data_step data_step() const noexcept { return data_; }
 
 private:
   struct initiate_io {
@@ -322,6 +347,40 @@ private:
   static device_options with_medium(device_options opts, std::optional<persistence> p) noexcept {
     opts.medium = p;
     return opts;
+  }
+
+  /// Where `pwrite` writes: a page-cache file's descriptor and the offset of
+  /// the mapping in it (fd -1: no file to write to).
+  struct file_target {
+    int fd = -1;
+    std::uint64_t offset = 0;
+  };
+  static file_target file_target_of(const backing& b) noexcept {
+    if (b.kind() != backing_kind::file || b.persistence_mode() != persistence::page_cache) return {};
+    return {b.fd(), b.offset()};
+  }
+
+  template <class ExecutorOrContext, class... RegionArgs>
+  pmem_device(file_target file, ExecutorOrContext&& ex, std::span<std::byte> medium, const device_options& opts,
+              RegionArgs&&... region_args)
+      : ex_(flushkit::detail::to_executor<Executor>(std::forward<ExecutorOrContext>(ex))), medium_(medium),
+        opts_(with_medium(opts, opts.medium ? opts.medium : persistence_of(medium))),
+        region_(std::forward<RegionArgs>(region_args)...), badblocks_(opts.badblocks_capacity), file_(file),
+        data_(resolve_data_step(opts.data, file)),
+        refusal_(refuse(opts_, durability_of(region_), usability_of(region_), data_)) {}
+
+  static pmem::data_step resolve_data_step(pmem::data_step asked, file_target file) noexcept {
+    if (asked != pmem::data_step::automatic) return asked;
+    return file.fd >= 0 ? pmem::data_step::pwrite : pmem::data_step::store;
+  }
+
+  // check_durable, and a pwrite data step without a file to write to.
+  refusal refuse(const device_options& opts, durability_scope scope, const status& usable, pmem::data_step d) const {
+    if (d == pmem::data_step::pwrite && file_.fd < 0)
+      return {make_error_code(errc::invalid_request),
+              "data_step::pwrite writes into the backing's file: construct the device from a page-cache file "
+              "backing, or use data_step::store"};
+    return check_durable(opts.medium, scope, usable, opts);
   }
 
   // The last interception of every accepted request: counts it out.
@@ -399,8 +458,28 @@ private:
     if (s.len == 0) return {};
     if (status st = clear_poison(pos, s.len)) return st;
     std::byte* dst = medium_.data() + pos;
-    std::memcpy(dst, s.base, s.len);
+    if (data_ == pmem::data_step::pwrite) {
+      if (status st = pwrite_all(file_.offset + pos, s)) return st;
+    } else {
+      std::memcpy(dst, s.base, s.len);
+    }
+    // Whichever way the bytes went, the range is the mapping's: a provider
+    // that syncs only what was noted (msync of the range) must be told.
     if constexpr (dirty_tracking<Region>) region_.note_dirty(dst, s.len);
+    return {};
+  }
+
+  // pwrite until every byte is in the file. A full file system (ENOSPC,
+  // EDQUOT) is no_space; any other failure is io_error.
+  [[nodiscard]] status pwrite_all(std::uint64_t at, const segment& s) const noexcept {
+    const auto* p = static_cast<const std::byte*>(s.base);
+    for (std::size_t done = 0; done < s.len;) {
+      const ::ssize_t n = ::pwrite(file_.fd, p + done, s.len - done, static_cast<::off_t>(at + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == ENOSPC || errno == EDQUOT)) return make_error_code(errc::no_space);
+      if (n <= 0) return make_error_code(errc::io_error);
+      done += static_cast<std::size_t>(n);
+    }
     return {};
   }
 
@@ -435,6 +514,8 @@ private:
   device_options opts_;
   Region region_;
   pmem::badblocks badblocks_;
+  file_target file_;
+  pmem::data_step data_;
   refusal refusal_;
   std::atomic<std::size_t> in_flight_{0};
   clear_poison_fn clear_poison_ = &pmem_device::clear_all;
