@@ -165,7 +165,7 @@ template <class Stack> class device_workload final : public workload {
 public:
   explicit device_workload(const bench_env& env)
       : medium_(open_medium(env)), stack_(medium_, app_),
-        dev_(app_.ctx, medium_.bytes(), pm::device_options{}, stack_.top()) {}
+        dev_(app_.ctx, medium_, pm::device_options{}, stack_.top()) {} // the documented wiring: a file backing writes with pwrite
   ~device_workload() override {
     stack_.quiesce();
     app_.runner.join();
