@@ -6,6 +6,8 @@
 //  virtio-2proc       the same, with pmem_host in a forked child (memfd + eventfds)
 //  flushkit-coalesce  baseline: the same coalescer over the direct fdatasync provider
 //                     (the durable scenario's stack)
+// Every device here stores into the mapping (data_step::store): a guest writes its
+// RAM, it cannot pwrite the host's file; the baseline does the same.
 // flushes = fdatasync calls made by the host. The wiring is demo/virtio_topology.hpp,
 // shared with flushkit-demo.
 #include "model.hpp"
@@ -36,9 +38,10 @@ using fsync_coalesced = coalesced_stack<pm::file_sync_provider>;
 } // namespace
 
 void add_virtio_models(model_registry& r) {
-  r.push_back({"virtio", "flushkit-coalesce", &make_device_workload<fsync_coalesced>});
-  r.push_back({"virtio", "virtio-inproc", &make_device_workload<virtio_stack<demo::inproc_topology>>});
-  r.push_back({"virtio", "virtio-2proc", &make_device_workload<virtio_stack<demo::two_process_topology>>});
+  constexpr pm::data_step store = pm::data_step::store;
+  r.push_back({"virtio", "flushkit-coalesce", &make_device_workload<fsync_coalesced, store>});
+  r.push_back({"virtio", "virtio-inproc", &make_device_workload<virtio_stack<demo::inproc_topology>, store>});
+  r.push_back({"virtio", "virtio-2proc", &make_device_workload<virtio_stack<demo::two_process_topology>, store>});
 }
 
 } // namespace flushkit::bench

@@ -161,11 +161,11 @@ inline pm::backing open_medium(const bench_env& env) {
 /// submitted there, and its completion is delivered back there with
 /// `flushkit::async_wait` before the harness re-issues the slot, whatever
 /// thread completed the request. Synchronous stacks complete inline.
-template <class Stack> class device_workload final : public workload {
+template <class Stack, pm::data_step Data = pm::data_step::automatic> class device_workload final : public workload {
 public:
   explicit device_workload(const bench_env& env)
       : medium_(open_medium(env)), stack_(medium_, app_),
-        dev_(app_.ctx, medium_, pm::device_options{}, stack_.top()) {} // the documented wiring: a file backing writes with pwrite
+        dev_(app_.ctx, medium_, pm::device_options{.data = Data}, stack_.top()) {} // from the backing, as documented
   ~device_workload() override {
     stack_.quiesce();
     app_.runner.join();
@@ -203,8 +203,9 @@ private:
   pm::pmem_device<flushkit::region<typename Stack::top_type&>> dev_;
 };
 
-template <class Stack> std::unique_ptr<workload> make_device_workload(const bench_env& env) {
-  return std::make_unique<device_workload<Stack>>(env);
+template <class Stack, pm::data_step Data = pm::data_step::automatic>
+std::unique_ptr<workload> make_device_workload(const bench_env& env) {
+  return std::make_unique<device_workload<Stack, Data>>(env);
 }
 
 } // namespace flushkit::bench
