@@ -75,6 +75,14 @@ void submit(provider_t& p, recorded& r) {
 
 constexpr std::string_view record = "durable through io_uring";
 
+/// A 64 KiB file medium and the event loop a provider completes on.
+struct file_rig {
+  flushkit::test::temp_file file;
+  pm::result<pm::backing> medium = pm::backing::file(file.path(), {.size = 1 << 16});
+  boost::asio::io_context io;
+  file_rig() { REQUIRE(medium); }
+};
+
 /// Installs a seccomp filter in this process (after which it cannot be lifted).
 template <std::size_t N> bool install_filter(sock_filter (&filter)[N]) {
   sock_fprog prog{static_cast<unsigned short>(N), filter};
@@ -123,10 +131,9 @@ TEST_SUITE("pmem/uring_sync_provider") {
 
 TEST_CASE("a FUA write through the provider is on the file when it completes, and the loop then runs dry") {
   FK_REQUIRE_URING();
-  flushkit::test::temp_file f;
-  auto medium = pm::backing::file(f.path(), {.size = 1 << 16});
-  REQUIRE(medium);
-  boost::asio::io_context io;
+  file_rig rig;
+  auto& medium = rig.medium;
+  auto& io = rig.io;
   provider_t p(io, *medium);
   REQUIRE_FALSE(p.usable());
   pm::pmem_device<flushkit::region<provider_t&>, io_executor> dev(io, *medium, {}, p);
@@ -139,7 +146,7 @@ TEST_CASE("a FUA write through the provider is on the file when it completes, an
   CHECK(p.flushes() == 1);
   CHECK(p.idle());
   std::array<char, record.size()> back{};
-  const int fd = ::open(f.path(), O_RDONLY);
+  const int fd = ::open(rig.file.path(), O_RDONLY);
   REQUIRE(fd >= 0);
   CHECK(::pread(fd, back.data(), back.size(), 4096) == static_cast<::ssize_t>(back.size()));
   ::close(fd);
@@ -169,10 +176,9 @@ TEST_CASE("the fsync's error reaches the request: a pipe cannot be synced (EINVA
 
 TEST_CASE("more flushes than ring entries wait in the provider and all complete") {
   FK_REQUIRE_URING();
-  flushkit::test::temp_file f;
-  auto medium = pm::backing::file(f.path(), {.size = 1 << 16});
-  REQUIRE(medium);
-  boost::asio::io_context io;
+  file_rig rig;
+  auto& medium = rig.medium;
+  auto& io = rig.io;
   provider_t p(io, *medium, {.entries = 1});
   recorded r[5];
   for (recorded& x : r) submit(p, x);
@@ -187,10 +193,9 @@ TEST_CASE("more flushes than ring entries wait in the provider and all complete"
 
 TEST_CASE("bad options and shutdown are refused with a clear status") {
   FK_REQUIRE_URING();
-  flushkit::test::temp_file f;
-  auto medium = pm::backing::file(f.path(), {.size = 1 << 16});
-  REQUIRE(medium);
-  boost::asio::io_context io;
+  file_rig rig;
+  auto& medium = rig.medium;
+  auto& io = rig.io;
   provider_t zero(io, *medium, {.entries = 0});
   CHECK(zero.usable() == flushkit::errc::invalid_request);
   provider_t no_file(io, -1);
@@ -251,10 +256,9 @@ TEST_CASE("a submission the kernel refuses fails its own request once, and the n
 
 TEST_CASE("behind a coalescer, writes started in one turn share the second flush") {
   FK_REQUIRE_URING();
-  flushkit::test::temp_file f;
-  auto medium = pm::backing::file(f.path(), {.size = 1 << 16});
-  REQUIRE(medium);
-  boost::asio::io_context io;
+  file_rig rig;
+  auto& medium = rig.medium;
+  auto& io = rig.io;
   provider_t p(io, *medium);
   flushkit::coalescer<provider_t&, io_executor> group(io, p);
   pm::pmem_device<flushkit::region<flushkit::coalescer<provider_t&, io_executor>&>, io_executor> dev(io, *medium, {},
