@@ -6,7 +6,9 @@
 //  kernel-v6-sync    the v6 design: fdatasync inside submit
 // durable scenario (acks/s at N in flight):
 //  flushkit          as above: one fdatasync per FUA, in order
-//  flushkit-coalesce the same through a coalescer (group commit)
+//  flushkit-coalesce the same through a coalescer (group commit, default batching:
+//                    end_of_turn)
+//  flushkit-coalesce-immediate  the same with batching::immediate (the old policy)
 //  pwrite-fdatasync  N threads, each pwrite + fdatasync
 //  group-commit-pwrite  see models_baselines.cpp
 //  io_uring, io_uring-batch  see models_io_uring.cpp
@@ -45,6 +47,7 @@ private:
 
 using fsync_async = async_stack<pm::file_sync_provider>;
 using fsync_coalesced = coalesced_stack<pm::file_sync_provider>;
+using fsync_coalesced_immediate = coalesced_stack<pm::file_sync_provider, flushkit::batching::immediate>;
 using fsync_sync = sync_stack<pm::file_sync_provider>;
 
 } // namespace
@@ -58,6 +61,7 @@ void add_file_models(model_registry& r) {
   r.push_back({"submit", "kernel-v6-sync", &make_device_workload<fsync_sync>, true});
   r.push_back({"durable", "flushkit", &make_device_workload<fsync_async>});
   r.push_back({"durable", "flushkit-coalesce", &make_device_workload<fsync_coalesced>});
+  r.push_back({"durable", "flushkit-coalesce-immediate", &make_device_workload<fsync_coalesced_immediate>});
   r.push_back({"durable", "pwrite-fdatasync", &make_pwrite_fdatasync, true});
 }
 

@@ -120,12 +120,14 @@ template <class Inner, placement Where = placement::own_thread> struct async_sta
   std::optional<io_runner> runner;
 };
 
-/// flushkit-coalesce: a coalescer (the default batching policy) in front of
-/// an asynchronous stack `Base`, an I/O object of the submitter's event loop.
-template <class Base> struct coalesced_over {
+/// flushkit-coalesce: a coalescer (batching `Policy`, by default the
+/// library's default) in front of an asynchronous stack `Base`, an I/O
+/// object of the submitter's event loop.
+template <class Base, flushkit::batching Policy = flushkit::batching::automatic> struct coalesced_over {
   using top_type = coalescer<typename Base::top_type&>;
   static constexpr bool completes_on_app = true;
-  coalesced_over(const pm::backing& medium, app_thread& app) : base(medium, app), group(app.ctx, base.top()) {}
+  coalesced_over(const pm::backing& medium, app_thread& app)
+      : base(medium, app), group(app.ctx, base.top(), {.batching = Policy}) {}
   top_type& top() noexcept { return group; }
   std::uint64_t flushes() const noexcept { return base.flushes(); }
   void quiesce() { base.quiesce(); }
@@ -135,7 +137,8 @@ template <class Base> struct coalesced_over {
 };
 
 /// The documented file stack: `Inner` behind offload_provider, behind a coalescer.
-template <class Inner> using coalesced_stack = coalesced_over<async_stack<Inner>>;
+template <class Inner, flushkit::batching Policy = flushkit::batching::automatic>
+using coalesced_stack = coalesced_over<async_stack<Inner>, Policy>;
 
 /// Opens the medium a device writes to: the bench file, or anonymous memory
 /// (pre-touched so page faults stay out of the measurement).

@@ -33,6 +33,9 @@ namespace {
 template <class Guest> struct coalesced_device {
   coalesced_device(fd::io_ex app, std::span<std::byte> medium, Guest& g)
       : group(app, g), dev(app, medium, {}, group) {}
+  coalesced_device(const coalesced_device&) = delete;
+  coalesced_device& operator=(const coalesced_device&) = delete;
+  ~coalesced_device() { group.wait_until_idle(); } // the guest's loop may still be delivering
   flushkit::coalescer<Guest&> group;
   pm::pmem_device<flushkit::region<flushkit::coalescer<Guest&>&>> dev;
 };

@@ -389,6 +389,14 @@ struct phase_sizes {
   explicit phase_sizes(std::uint64_t n) : clean(n / 8), faults(n - 3 * (n / 8)), tail(n / 8), removal(n / 8) {}
 };
 
+/// Waits, when it goes out of scope, until the driver loop has left the
+/// coalescer (its completions run there), so that the coalescer may then be
+/// destroyed.
+struct idle_before_destruction {
+  flushkit::coalescer<guest_t&>& c;
+  ~idle_before_destruction() { c.wait_until_idle(); }
+};
+
 template <bool Coalesced> void run_virtio(const std::string& name, std::uint64_t divisor) {
   using backend = std::conditional_t<Coalesced, flushkit::coalescer<guest_t&>, guest_t&>;
   using device = pm::pmem_device<flushkit::region<backend&>>;
@@ -408,6 +416,7 @@ template <bool Coalesced> void run_virtio(const std::string& name, std::uint64_t
   REQUIRE(rig.pair.ok());
   REQUIRE_FALSE(rig.guest.probe());
   flushkit::coalescer<guest_t&> coal(rig.drv_io, rig.guest); // executors: the guest (driver) loop
+  const idle_before_destruction coal_idle{coal};
   backend& back = [&]() -> backend& {
     if constexpr (Coalesced) return coal;
     else return rig.guest;
@@ -546,6 +555,7 @@ template <bool Coalesced> void fresh_bursts(std::uint64_t iterations) {
     REQUIRE(rig.file);
     REQUIRE_FALSE(rig.guest.probe());
     flushkit::coalescer<guest_t&> coal(rig.drv_io, rig.guest); // executors: the guest (driver) loop
+  const idle_before_destruction coal_idle{coal};
     backend& back = [&]() -> backend& {
       if constexpr (Coalesced) return coal;
       else return rig.guest;
