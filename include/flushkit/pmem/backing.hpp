@@ -2,6 +2,7 @@
 #pragma once
 
 #include <flushkit/core/status.hpp>
+#include <flushkit/pmem/detail/file_io.hpp>
 #include <flushkit/pmem/detail/mapping_probe.hpp>
 #include <flushkit/pmem/result.hpp>
 
@@ -140,7 +141,8 @@ public:
     if (size == 0 && file_size > opts.offset) size = static_cast<std::size_t>(file_size - opts.offset);
     if (status st = check_size(size, opts.offset)) return close_with(fd, st);
     if (file_size < opts.offset + size) {
-      if (status st = grow(fd, opts.offset, std::max(file_size, opts.offset), opts.offset + size, opts.preallocate)) {
+      if (status st = detail::allocate_range(fd, opts.offset, std::max(file_size, opts.offset), opts.offset + size,
+                                          opts.preallocate == preallocation::zero_fill)) {
         static_cast<void>(::ftruncate(fd, static_cast<::off_t>(file_size))); // a failed grow leaves the file as it was
         return close_with(fd, st);
       }
@@ -241,26 +243,6 @@ private:
     b.kind_ = kind;
     b.persistence_ = mode;
     return b;
-  }
-
-  // Allocates [start, to) of the file (holes of an existing part too); with
-  // zero_fill also writes zeros over the new part [from, to) and syncs, so no
-  // block of it is left as an unwritten extent.
-  [[nodiscard]] static status grow(int fd, std::uint64_t start, std::uint64_t from, std::uint64_t to,
-                                   preallocation how) noexcept {
-    const int err = ::posix_fallocate(fd, static_cast<::off_t>(start), static_cast<::off_t>(to - start));
-    if (err != 0) return {err, boost::system::generic_category()};
-    if (how == preallocation::fallocate) return {};
-    static constexpr std::size_t chunk = 64 * 1024;
-    alignas(4096) static const std::byte zeros[chunk] = {};
-    for (std::uint64_t at = from; at < to;) {
-      const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, to - at));
-      const ::ssize_t w = ::pwrite(fd, zeros, n, static_cast<::off_t>(at));
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) return w < 0 ? last_error() : make_error_code(errc::io_error);
-      at += static_cast<std::uint64_t>(w);
-    }
-    return ::fdatasync(fd) == 0 ? status{} : last_error();
   }
 
   // Evicts the range's clean page-cache pages before it is mapped, so that

@@ -13,6 +13,7 @@
 #include <flushkit/detail/assert.hpp>
 #include <flushkit/pmem/backing.hpp>
 #include <flushkit/pmem/badblocks.hpp>
+#include <flushkit/pmem/detail/file_io.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
@@ -459,27 +460,13 @@ private:
     if (status st = clear_poison(pos, s.len)) return st;
     std::byte* dst = medium_.data() + pos;
     if (data_ == pmem::data_step::pwrite) {
-      if (status st = pwrite_all(file_.offset + pos, s)) return st;
+      if (status st = detail::pwrite_all(file_.fd, file_.offset + pos, s.base, s.len)) return st;
     } else {
       std::memcpy(dst, s.base, s.len);
     }
     // Whichever way the bytes went, the range is the mapping's: a provider
     // that syncs only what was noted (msync of the range) must be told.
     if constexpr (dirty_tracking<Region>) region_.note_dirty(dst, s.len);
-    return {};
-  }
-
-  // pwrite until every byte is in the file. A full file system (ENOSPC,
-  // EDQUOT) is no_space; any other failure is io_error.
-  [[nodiscard]] status pwrite_all(std::uint64_t at, const segment& s) const noexcept {
-    const auto* p = static_cast<const std::byte*>(s.base);
-    for (std::size_t done = 0; done < s.len;) {
-      const ::ssize_t n = ::pwrite(file_.fd, p + done, s.len - done, static_cast<::off_t>(at + done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == ENOSPC || errno == EDQUOT)) return make_error_code(errc::no_space);
-      if (n <= 0) return make_error_code(errc::io_error);
-      done += static_cast<std::size_t>(n);
-    }
     return {};
   }
 
