@@ -237,6 +237,14 @@ protected:
   detach_result detach() noexcept { return detach_result::bound; }
   /// Default: the op uses no caller memory once the request was submitted.
   void withdraw() noexcept {}
+  /// Default: the completion carries the status alone. An op whose
+  /// signature is `void(error_code, std::uint64_t)` returns the value here
+  /// (read when the result is delivered) and defines `invoke` to pass it.
+  std::uint64_t completion_value() const noexcept { return 0; }
+  /// Invokes the handler with the delivered result (`value` from `completion_value()`).
+  template <class H> static void invoke(H&& h, const status& result, std::uint64_t /*value*/) {
+    std::forward<H>(h)(result);
+  }
 
   Handler handler_;
 
@@ -279,8 +287,10 @@ private:
   // unrun, and the handler is destroyed then, without being invoked.
   class hop {
   public:
-    hop(Op* op, status result, unsigned refs) noexcept : op_(op), result_(result), refs_(refs) {}
-    hop(hop&& other) noexcept : op_(std::exchange(other.op_, nullptr)), result_(other.result_), refs_(other.refs_) {}
+    hop(Op* op, status result, unsigned refs) noexcept
+        : op_(op), result_(result), value_(op->completion_value()), refs_(refs) {}
+    hop(hop&& other) noexcept
+        : op_(std::exchange(other.op_, nullptr)), result_(other.result_), value_(other.value_), refs_(other.refs_) {}
     hop(const hop&) = delete;
     hop& operator=(const hop&) = delete;
     hop& operator=(hop&&) = delete;
@@ -293,7 +303,7 @@ private:
 
     void operator()() {
       Handler h = take_handler(/*clear_slot=*/true);
-      std::move(h)(result_);
+      Op::invoke(std::move(h), result_, value_);
     }
 
   private:
@@ -307,6 +317,7 @@ private:
 
     Op* op_;
     status result_;
+    std::uint64_t value_;
     unsigned refs_;
   };
 
