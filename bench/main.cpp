@@ -2,8 +2,9 @@
 //
 // Every model runs under the same durability contract (an ack means the
 // 4 KiB write is durable, or, in `overhead`, that the no-op provider's flush
-// finished). See docs/performance.md for the models and how to read results,
-// and `flushkit-bench --help` for the columns.
+// finished; in the journal scenarios, that the framed log record is durable,
+// see models_journal.cpp). See docs/performance.md for the models and how to
+// read results, and `flushkit-bench --help` for the columns.
 #include "harness.hpp"
 #include "model.hpp"
 #include "options.hpp"
@@ -30,6 +31,13 @@ constexpr std::uint64_t file_bytes = 64u << 20;                  // submit, dura
 // preallocation: 65536 blocks, so that a run at 64 in flight mostly writes
 // blocks of the fresh file that were never written since it was created.
 constexpr std::uint64_t fresh_file_bytes = 256u << 20;
+// journal scenarios: each file (journal segment, baseline log) holds the
+// records of a default-length point (2 s + 0.5 s warm-up) at up to about
+// 670k (64 B), 790k (256 B) and 210k (4 KiB) appends/s (the journal reached
+// up to about 530k, 420k and 220k at 256 in flight on the 2-CPU test VM: at
+// 4 KiB, one rotation into the ready spare near the end of the window).
+constexpr double default_point_seconds = 2.5;
+constexpr std::uint64_t min_log_bytes = 8u << 20;
 
 struct scenario_info {
   std::string_view name;
@@ -37,6 +45,10 @@ struct scenario_info {
   bool needs_file;
   std::uint64_t sample_mask;     // see run_params::sample_mask
   std::uint64_t fresh_bytes = 0; // > 0: each model creates a file of this size next to the bench file
+  /// > 0: a journal scenario; each point creates a directory next to the
+  /// bench file whose files have this size at the default window, scaled
+  /// down with a shorter one (see log_bytes_for).
+  std::uint64_t log_bytes = 0;
 };
 
 const std::vector<scenario_info>& scenarios() {
@@ -46,8 +58,27 @@ const std::vector<scenario_info>& scenarios() {
       {"durable", {1, 4, 16, 64, 256, 1024}, true, 0},
       {"virtio", {1, 16, 64}, true, 0},
       {"preallocation", {1, 64}, true, 0, fresh_file_bytes},
+      {"journal-64", {1, 16, 64, 256}, true, 0, 0, std::uint64_t{128} << 20},
+      {"journal-256", {1, 16, 64, 256}, true, 0, 0, std::uint64_t{512} << 20},
+      {"journal-4k", {1, 16, 64, 256}, true, 0, 0, std::uint64_t{2048} << 20},
   };
   return all;
+}
+
+/// The journal scenarios' file size: `sc.log_bytes` for a point of the
+/// default length or longer, proportionally less for a shorter one (so the
+/// smoke test does not zero-fill gigabytes), at least min_log_bytes, in
+/// whole MiB.
+std::uint64_t log_bytes_for(const scenario_info& sc, const fb::options& o) {
+  const double scale = std::min(1.0, (o.seconds + o.warmup) / default_point_seconds);
+  const auto bytes = static_cast<std::uint64_t>(static_cast<double>(sc.log_bytes) * scale);
+  const std::uint64_t mib = std::uint64_t{1} << 20;
+  return std::max(min_log_bytes, (bytes + mib - 1) / mib * mib);
+}
+
+/// Whether `--scenario` selected `sc` ("journal" selects every journal scenario).
+bool selected(const scenario_info& sc, const fb::options& o) {
+  return o.scenario == "all" || o.scenario == sc.name || (o.scenario == "journal" && sc.log_bytes > 0);
 }
 
 /// The bench file, created the first time a scenario needs it.
@@ -137,6 +168,10 @@ int run_scenario(const scenario_info& sc, const fb::options& o, const fb::model_
     s.env.file_path = s.ctx.file = f.path();
     if (sc.fresh_bytes > 0) s.ctx.file += std::string(fb::fresh_file_suffix) + ", created per point";
     s.env.medium_bytes = sc.fresh_bytes > 0 ? sc.fresh_bytes : f.size();
+    if (sc.log_bytes > 0) {
+      s.env.medium_bytes = log_bytes_for(sc, o);
+      s.ctx.file += ".journal/, created per point, files of " + std::to_string(s.env.medium_bytes >> 20) + " MiB";
+    }
     s.ctx.fs_type = fb::fs_type_of(f.path());
     s.device = std::make_unique<fb::device_flush_counter>(f.path());
   }
@@ -155,7 +190,7 @@ void list_models(const fb::model_registry& reg) {
 
 int main(int argc, char** argv) {
   int exit_code = 0;
-  const auto opts = fb::parse_options(argc, argv, exit_code);
+  auto opts = fb::parse_options(argc, argv, exit_code);
   if (!opts) return exit_code;
   if (opts->list_models) {
     list_models(fb::all_models());
@@ -169,7 +204,7 @@ int main(int argc, char** argv) {
     medium_source media(*opts);
     int failures = 0;
     for (const scenario_info& sc : scenarios())
-      if (opts->scenario == "all" || opts->scenario == sc.name) failures += run_scenario(sc, *opts, reg, media, out, machine);
+      if (selected(sc, *opts)) failures += run_scenario(sc, *opts, reg, media, out, machine);
     return failures == 0 ? 0 : 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "flushkit-bench: %s\n", e.what());

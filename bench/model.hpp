@@ -74,6 +74,7 @@ void add_io_uring_models(model_registry& r);      // models_io_uring.cpp: durabl
 void add_virtio_models(model_registry& r);        // models_virtio.cpp
 void add_preallocation_models(model_registry& r); // models_preallocation.cpp
 void add_uring_provider_models(model_registry& r); // models_uring_provider.cpp: durable
+void add_journal_models(model_registry& r); // models_journal.cpp: journal-64, journal-256, journal-4k
 
 /// pwrite-fdatasync over `env.file_path` (models_file.cpp; the
 /// preallocation scenario reuses it).
@@ -89,6 +90,7 @@ inline model_registry all_models() {
   add_uring_provider_models(r);
   add_virtio_models(r);
   add_preallocation_models(r);
+  add_journal_models(r);
   return r;
 }
 

@@ -14,15 +14,19 @@ constexpr const char* usage_text =
     "usage: flushkit-bench [--scenario NAME] [--inflight N[,N...]] [--seconds S]\n"
     "                      [--file PATH] [--json] [--quick] [--list-models]\n"
     "\n"
-    "  --scenario NAME  overhead | submit | durable | virtio | preallocation | all\n"
+    "  --scenario NAME  overhead | submit | durable | virtio | preallocation |\n"
+    "                   journal-64 | journal-256 | journal-4k | journal (the three) | all\n"
     "                   (default all)\n"
     "  --inflight N     in-flight requests, 1..4096; a comma list is a sweep (default:\n"
     "                   overhead 1,16,64; submit 1,16; durable 1,4,16,64,256,1024;\n"
-    "                   virtio 1,16,64; preallocation 1,64)\n"
+    "                   virtio 1,16,64; preallocation 1,64; journal-* 1,16,64,256)\n"
     "  --seconds S      measured seconds per point (default 2; warm-up S/4, at most 0.5 s)\n"
     "  --file PATH      bench file for the file scenarios (default: a temporary file in\n"
     "                   the current directory, else $TMPDIR or /tmp); preallocation\n"
-    "                   creates PATH.prealloc per point and removes it\n"
+    "                   creates PATH.prealloc per point and removes it; the journal\n"
+    "                   scenarios (durable appends of framed 64 B / 256 B / 4 KiB\n"
+    "                   records: journal, group-commit-pwrite, io_uring-batch) use a\n"
+    "                   directory PATH.journal per point\n"
     "  --json           one JSON object per line on stdout: a result, or a model that\n"
     "                   could not run ({\"scenario\",\"model\",\"skipped\":REASON,...})\n"
     "  --quick          every scenario, 0.3 s per point\n"
@@ -62,7 +66,8 @@ bool parse_list(std::string_view s, std::vector<std::size_t>& out) {
 }
 
 bool known_scenario(std::string_view s) {
-  return s == "overhead" || s == "submit" || s == "durable" || s == "virtio" || s == "preallocation" || s == "all";
+  return s == "overhead" || s == "submit" || s == "durable" || s == "virtio" || s == "preallocation" ||
+         s == "journal" || s == "journal-64" || s == "journal-256" || s == "journal-4k" || s == "all";
 }
 
 } // namespace
