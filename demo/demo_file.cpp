@@ -1,21 +1,22 @@
-// demo/demo_file.cpp - the file behind the demo's pmem range.
+// demo/demo_file.cpp - where the demo's files live: a directory of its own (which file system), and its removal.
 #include "demo_file.hpp"
 
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <stdexcept>
+#include <system_error>
 
-#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/vfs.h>
-#include <unistd.h>
 
 namespace flushkit::demo {
 
 namespace {
 
-std::string temp_dir() {
+std::string temp_root() {
   const char* t = std::getenv("TMPDIR");
   return t != nullptr && *t != '\0' ? t : "/var/tmp";
 }
@@ -25,17 +26,14 @@ std::string temp_dir() {
 }
 
 std::string make_temp() {
-  std::string tmpl = temp_dir() + "/flushkit-demo-XXXXXX";
-  const int fd = ::mkstemp(tmpl.data());
-  if (fd < 0) fail("cannot create a file in " + temp_dir(), errno);
-  ::close(fd);
+  std::string tmpl = temp_root() + "/flushkit-demo-XXXXXX";
+  if (::mkdtemp(tmpl.data()) == nullptr) fail("cannot create a directory in " + temp_root(), errno);
   return tmpl;
 }
 
 std::string make_requested(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) fail(path + (errno == EEXIST ? " (refusing to overwrite an existing file)" : ""), errno);
-  ::close(fd);
+  if (::mkdir(path.c_str(), 0700) != 0)
+    fail(path + (errno == EEXIST ? " (refusing to use an existing path)" : ""), errno);
   return path;
 }
 
@@ -51,11 +49,14 @@ constexpr fs_name known_fs[] = {
 
 } // namespace
 
-demo_file::demo_file(const std::string& requested, bool keep)
+demo_dir::demo_dir(const std::string& requested, bool keep)
     : path_(requested.empty() ? make_temp() : make_requested(requested)), keep_(keep) {}
 
-demo_file::~demo_file() {
-  if (!keep_) ::unlink(path_.c_str());
+demo_dir::~demo_dir() {
+  if (keep_) return;
+  std::error_code ec; // we created the directory: everything in it is the demo's
+  std::filesystem::remove_all(path_, ec);
+  if (ec) std::fprintf(stderr, "flushkit-demo: could not remove %s: %s\n", path_.c_str(), ec.message().c_str());
 }
 
 std::string fs_type_name(const std::string& path) {

@@ -14,6 +14,8 @@
 // outlive the topology.
 #pragma once
 
+#include "loop_thread.hpp"
+
 #include <flushkit/pmem/backing.hpp>
 #include <flushkit/pmem/file_sync_provider.hpp>
 #include <flushkit/virtio/eventfd_listener.hpp>
@@ -51,7 +53,6 @@ namespace flushkit::demo {
 namespace asio = boost::asio;
 namespace fv = flushkit::virtio;
 namespace pm = flushkit::pmem;
-using io_ex = asio::io_context::executor_type;
 using pool_ex = asio::thread_pool::executor_type;
 
 inline constexpr std::uint64_t pmem_guest_address = 0x1'0000'0000; // the range in guest physical memory
@@ -61,31 +62,6 @@ inline constexpr std::size_t host_pool_threads = 2;                // fdatasync 
 /// Host counters the topologies report.
 struct host_totals {
   std::uint64_t requests = 0, flushes = 0, failures = 0, malformed = 0;
-};
-
-/// An io_context run by one thread between `start()` and `join()`.
-class loop_thread {
-public:
-  loop_thread() = default;
-  loop_thread(const loop_thread&) = delete;
-  loop_thread& operator=(const loop_thread&) = delete;
-  ~loop_thread() { join(); }
-  void start() {
-    guard_.emplace(io.get_executor());
-    thread_ = std::thread([this] { io.run(); });
-  }
-  /// Lets the loop finish its queued handlers, then joins it.
-  void join() {
-    guard_.reset();
-    if (thread_.joinable()) thread_.join();
-  }
-  io_ex executor() noexcept { return io.get_executor(); }
-
-  asio::io_context io;
-
-private:
-  std::optional<asio::executor_work_guard<io_ex>> guard_;
-  std::thread thread_;
 };
 
 /// Waits until every handler queued on `io` before the call has run.

@@ -12,7 +12,6 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <array>
-#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <latch>
@@ -25,15 +24,15 @@ namespace flushkit::demo {
 template <class Device>
 boost::asio::awaitable<void> writer(Device* dev, run_state* rs, std::uint32_t w) {
   alignas(64) std::array<std::byte, block_bytes> buf;
-  for (std::uint64_t seq = 0; !rs->stop.load(std::memory_order_relaxed); ++seq) {
+  for (std::uint64_t seq = 0; !rs->counters.stop.load(std::memory_order_relaxed); ++seq) {
     fill_pattern(buf, w, seq);
-    rs->submitted.fetch_add(1, std::memory_order_relaxed);
-    const auto t0 = std::chrono::steady_clock::now();
+    rs->counters.submitted.fetch_add(1, std::memory_order_relaxed);
+    const auto t0 = clock_type::now();
     // as_tuple: the status as a value (plain use_awaitable would throw it).
     const auto [st] = co_await dev->async_write(run_state::block_of(w, seq) * block_bytes,
                                                 boost::asio::buffer(buf), req_flags::fua,
                                                 boost::asio::as_tuple(boost::asio::use_awaitable));
-    rs->record(w, seq, st, std::chrono::steady_clock::now() - t0);
+    rs->record(w, seq, st, t0, clock_type::now());
     if (st) co_return;
   }
 }
@@ -43,7 +42,7 @@ struct writer_done {
   run_state* rs;
   std::latch* left;
   void operator()(const std::exception_ptr& e) const {
-    if (e) rs->errors.fetch_add(1, std::memory_order_relaxed);
+    if (e) rs->counters.aborted.fetch_add(1, std::memory_order_relaxed);
     left->count_down();
   }
 };
