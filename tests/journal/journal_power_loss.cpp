@@ -94,7 +94,9 @@ void check_recovery(volatile_segment_store& store, const workload_result& w, con
       CHECK(ids[i].first == i + 1);                 // contiguous from the first LSN
       CHECK(w.submitted.count(ids[i].second) == 1); // a record that was appended, intact
     }
-    for (const auto& [lsn, id] : w.acked) {
+    for (const auto& entry : w.acked) {
+      const lsn_t lsn = entry.first;
+      const std::uint64_t id = entry.second;
       CAPTURE(lsn);
       REQUIRE(lsn <= ids.size()); // no acknowledged LSN lost...
       CHECK(ids[lsn - 1].second == id); // ...and it holds what was acknowledged
