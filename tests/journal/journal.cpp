@@ -32,6 +32,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FLUSHKIT_TEST_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define FLUSHKIT_TEST_TSAN 1
+#endif
+#ifdef FLUSHKIT_TEST_TSAN
+// The kill -9 test's child process starts the journal's threads after
+// fork(); ThreadSanitizer kills such a child unless told not to.
+extern "C" const char* __tsan_default_options() { return "die_after_fork=0"; }
+#endif
+
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
 using flushkit::errc;
