@@ -105,17 +105,6 @@ std::uint64_t log_bytes(const bench_env& env) {
 
 // ---- the baselines' log ------------------------------------------------------
 
-/// Frames the record `lsn` with the payload `payload` into `out` (which has
-/// room for jf::record_bytes(payload.size())), exactly as the journal stages
-/// it: length and LSN, CRC32C over header bytes 4..15 then the payload.
-void frame_record(std::byte* out, std::span<const std::byte> payload, lsn_t lsn) noexcept {
-  const std::span<std::byte, jf::record_header_bytes> header(out, jf::record_header_bytes);
-  std::uint32_t crc = jf::begin_record(header, static_cast<std::uint32_t>(payload.size()), lsn);
-  std::memcpy(out + jf::record_header_bytes, payload.data(), payload.size());
-  crc = flushkit::crc32c(std::span<const std::byte>(out + jf::record_header_bytes, payload.size()), crc);
-  jf::seal_record(header, crc);
-}
-
 /// The baselines' log: one zero-filled, synced file of `log_bytes(env)` in
 /// the point's directory (made by `segment_directory::create`), LSN
 /// assignment, and a framing buffer per slot.
@@ -146,7 +135,7 @@ public:
   framed frame_next(const op& o) noexcept {
     const lsn_t lsn = next_lsn_.fetch_add(1, std::memory_order_relaxed);
     std::byte* out = records_.get() + o.index * record_bytes_;
-    frame_record(out, std::span<const std::byte>(o.data.data(), payload_), lsn);
+    jf::frame_record(out, std::span<const std::byte>(o.data.data(), payload_), lsn);
     return {out, record_bytes_, ((lsn - 1) % capacity_) * record_bytes_};
   }
 

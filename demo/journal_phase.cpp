@@ -214,17 +214,6 @@ void reopen_journal(const storage_config& c, const flushkit::journal_options& op
 
 // ---- the naive engine: pwrite + fdatasync per append ------------------------------------
 
-/// Frames record `lsn` with `payload` into `out` (room for
-/// `jf::record_bytes(payload.size())`) as the journal does: length and LSN,
-/// CRC32C over header bytes 4..15 then the payload.
-void frame_record(std::byte* out, std::span<const std::byte> payload, lsn_t lsn) noexcept {
-  const std::span<std::byte, jf::record_header_bytes> header(out, jf::record_header_bytes);
-  std::uint32_t crc = jf::begin_record(header, static_cast<std::uint32_t>(payload.size()), lsn);
-  std::memcpy(out + jf::record_header_bytes, payload.data(), payload.size());
-  crc = flushkit::crc32c(std::span<const std::byte>(out + jf::record_header_bytes, payload.size()), crc);
-  jf::seal_record(header, crc);
-}
-
 /// What a naive storage engine does: each append is one `pwrite` of the
 /// framed record at the next offset and one `fdatasync`, before the next
 /// append starts. The segment files are `segment_directory`'s (zero-filled
@@ -259,7 +248,7 @@ public:
                                 std::span<std::byte, jf::segment_header_bytes>(p, jf::segment_header_bytes));
       n = jf::segment_header_bytes;
     }
-    frame_record(p + n, payload, next_lsn_);
+    jf::frame_record(p + n, payload, next_lsn_);
     n += rec;
     if (const status st = dir_.write(index_, offset_, std::span<const std::byte>(p, n))) return {st, 0}; // pwrite
     syncs_.fetch_add(1, std::memory_order_relaxed);

@@ -53,3 +53,16 @@ TEST_CASE("record format: header fields, CRC over header bytes 4..15 then the pa
   }
   CHECK(jf::record_bytes(5) == 21);
 }
+
+TEST_CASE("record format: frame_record writes what the journal stages, seal_framed seals in place") {
+  const std::array<std::byte, 3> payload{std::byte{1}, std::byte{2}, std::byte{3}};
+  std::array<std::byte, jf::record_header_bytes + 3> a{}, b{};
+  jf::frame_record(a.data(), payload, 9);
+  std::memcpy(b.data() + jf::record_header_bytes, payload.data(), payload.size());
+  jf::seal_framed(b.data(), 3, 9);
+  CHECK(a == b);
+  const jf::record_header h = jf::decode_record_header(std::span<const std::byte, jf::record_header_bytes>(a.data(), 16));
+  CHECK(h.length == 3);
+  CHECK(h.lsn == 9);
+  CHECK(jf::record_crc_matches(std::span<const std::byte, 16>(a.data(), 16), payload));
+}

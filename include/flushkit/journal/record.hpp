@@ -115,6 +115,21 @@ inline void seal_record(std::span<std::byte, record_header_bytes> out, std::uint
   store_le32(out.data(), crc);
 }
 
+/// Completes a record whose `length` payload bytes are already at
+/// `out + record_header_bytes`: writes the header for `lsn` and its CRC.
+inline void seal_framed(std::byte* out, std::uint32_t length, lsn_t lsn) noexcept {
+  const std::span<std::byte, record_header_bytes> header(out, record_header_bytes);
+  const std::uint32_t crc = begin_record(header, length, lsn);
+  seal_record(header, crc32c(std::span<const std::byte>(out + record_header_bytes, length), crc));
+}
+
+/// Frames record `lsn` with `payload` into `out`, which has room for
+/// `record_bytes(payload.size())`: exactly the bytes the journal writes.
+inline void frame_record(std::byte* out, std::span<const std::byte> payload, lsn_t lsn) noexcept {
+  std::memcpy(out + record_header_bytes, payload.data(), payload.size());
+  seal_framed(out, static_cast<std::uint32_t>(payload.size()), lsn);
+}
+
 /// Decodes a record header (no validation).
 inline record_header decode_record_header(std::span<const std::byte, record_header_bytes> in) noexcept {
   return {load_le32(in.data()), load_le32(in.data() + 4), load_le64(in.data() + 8)};

@@ -184,15 +184,12 @@ private:
     const auto len = static_cast<std::uint32_t>(r.size());
     const lsn_t lsn = next_lsn_++;
     r.epoch = lsn;
-    std::span<std::byte, rec_hdr> header(p, rec_hdr);
-    std::uint32_t crc = journal_format::begin_record(header, len, lsn);
     std::byte* at = p + rec_hdr;
     for (const segment& s : r.segments()) {
       std::memcpy(at, s.base, s.len);
       at += s.len;
     }
-    crc = crc32c(std::span<const std::byte>(p + rec_hdr, len), crc);
-    journal_format::seal_record(header, crc);
+    journal_format::seal_framed(p, len, lsn);
     fill_ += journal_format::record_bytes(len);
     staged_.push_back(r);
   }
