@@ -10,9 +10,8 @@
 //  journal              flushkit::journal (default options but segment_bytes)
 //                       in that directory, driven from the application event
 //                       loop: async_append, the completion delivered there.
-//                       open() creates the first segment; the constructor also
-//                       waits until the keeper has created the spare segment,
-//                       so no zero-fill runs in the window.
+//                       open() creates the first segment and the spare one
+//                       before it returns, so no zero-fill runs in the window.
 //  group-commit-pwrite  the durable scenario's group commit (N threads, leader
 //                       fdatasync) over framed records: each submit takes the
 //                       next LSN, frames the record exactly as the journal does
@@ -169,7 +168,6 @@ public:
     auto j = flushkit::journal::open(app_.ctx, dir_.path().c_str(), opts);
     if (!j) throw std::runtime_error("journal::open " + dir_.path() + ": " + j.error().message());
     journal_.emplace(std::move(j).value());
-    wait_for_spares(opts.spare_segments);
   }
   journal_workload(const journal_workload&) = delete;
   journal_workload& operator=(const journal_workload&) = delete;
@@ -197,17 +195,6 @@ private:
   };
   using append_op = journal_detail::append_op<completion, flushkit::journal::executor_type,
                                               journal_detail::journal_core<segment_directory>>;
-
-  // open() made the first segment; the keeper starts on the spares at once.
-  // Waiting here keeps their zero-fill out of the measured window.
-  void wait_for_spares(std::size_t spares) const {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
-    while (journal_->stats().segments_created < spares) {
-      if (std::chrono::steady_clock::now() > deadline)
-        throw std::runtime_error("journal in " + dir_.path() + ": the spare segment was not created in 2 minutes");
-      std::this_thread::sleep_for(std::chrono::milliseconds(2)); // set-up only: no notification to wait for
-    }
-  }
 
   std::size_t payload_;
   scratch_dir dir_;  // outlives the journal: removed last

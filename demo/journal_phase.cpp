@@ -171,22 +171,11 @@ asio::awaitable<void> journal_appender(flushkit::journal* j, append_ledger* led,
   }
 }
 
-/// open() made the first segment; the keeper creates the spare (zero-filled
-/// and synced) at once. Waiting for it keeps that out of the measured
-/// window: a long-running engine has its spare ready too.
-void wait_for_spares(const flushkit::journal& j, std::size_t spares) {
-  const auto deadline = clock_type::now() + std::chrono::seconds(60);
-  while (j.stats().segments_created < spares) {
-    if (clock_type::now() > deadline) throw std::runtime_error("the journal's spare segment took over 60 s");
-    std::this_thread::sleep_for(std::chrono::milliseconds(1)); // set-up only: the journal offers no notification
-  }
-}
-
 void print_recovery(const journal_recovery& rec) {
   print_detail("closed, then reopened: recovery read %s records (LSN %s..%s) in %s segment(s), deleted %s segment(s)",
                grouped(rec.records).c_str(), grouped(rec.first_lsn).c_str(), grouped(rec.last_lsn).c_str(),
                grouped(rec.segments).c_str(), grouped(rec.segments_discarded).c_str());
-  print_detail("  past the end of the log (spares or unacknowledged data), zeroed %s torn tail bytes; next LSN %s%s",
+  print_detail("  past the end of the log (holding unacknowledged data), zeroed %s torn tail bytes; next LSN %s%s",
                grouped(rec.tail_bytes_zeroed).c_str(), grouped(rec.next_lsn).c_str(),
                rec.created ? "; it found NO journal and created one" : "");
 }
@@ -311,7 +300,6 @@ phase_result run_journal_phase(const storage_config& c) {
     loop_thread app; // the appenders' event loop
     auto j = flushkit::journal::open(app.io, c.dir.c_str(), opts);
     if (!j) throw std::runtime_error("journal::open " + c.dir + ": " + j.error().message());
-    wait_for_spares(*j, opts.spare_segments);
     app.start();
     std::latch done(c.appenders);
     const auto t0 = clock_type::now(); // before the first append: co_spawn only queues the appenders

@@ -244,6 +244,36 @@ TEST_CASE("journal: rotation fills segments without straddling, spares are made 
   CHECK(lsn == 3);
 }
 
+TEST_CASE("journal: open returns with the spares ready; recovery keeps zero spares, deletes unacknowledged data") {
+  flushkit::test::temp_dir dir("flushkit-journal");
+  asio::io_context io;
+  journal_options o = small_options();
+  o.spare_segments = 2;
+  {
+    auto j = journal::open(io, dir.path().c_str(), o);
+    REQUIRE(j);
+    CHECK(j->stats().segments_created == 2); // before open returned: no rotation waits for a zero-fill
+    CHECK(fs::exists(segment_path(dir, 2)));
+    static_cast<void>(flushkit::test::append_all(*j, io, payloads(1, 3, 2016))); // segment 1 now current
+    CHECK(j->stats().rotation_waits == 0);
+  }
+  {
+    auto j = journal::open(io, dir.path().c_str(), o);
+    REQUIRE(j);
+    CHECK(j->recovery().segments_discarded == 0); // segments 2 and 3 are zero: kept as spares
+    CHECK(j->stats().segments_created == 0);
+  }
+  auto bytes = file_bytes(segment_path(dir, 3));
+  bytes[100] = 1; // as if an unacknowledged batch had reached segment 3
+  write_file_bytes(segment_path(dir, 3), bytes);
+  auto j = journal::open(io, dir.path().c_str(), o);
+  REQUIRE(j);
+  CHECK(j->recovery().segments_discarded == 1);
+  CHECK(j->recovery().last_lsn == 3);
+  CHECK(j->stats().segments_created == 1); // segment 3 again, zero-filled
+  CHECK(file_bytes(segment_path(dir, 3))[100] == 0);
+}
+
 TEST_CASE("journal: release deletes the segments wholly below the checkpoint, never the current one") {
   flushkit::test::temp_dir dir("flushkit-journal");
   asio::io_context io;

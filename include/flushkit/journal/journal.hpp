@@ -36,7 +36,8 @@ namespace flushkit {
 ///   thread run in LSN order).
 /// * **Recovery** (`open`): the log is read from its oldest segment; the
 ///   first invalid record (length, LSN continuity or CRC32C) ends it; what
-///   follows it in its segment is zeroed and synced, later segments deleted.
+///   follows it in its segment is zeroed and synced; later segments are kept
+///   as spares when all zero, deleted otherwise.
 ///   Every acknowledged record is recovered; no record that was never
 ///   appended is.
 ///
@@ -77,7 +78,10 @@ public:
   /// Opens the journal kept in `store` (moved in, or bound by reference for
   /// `Store = S&`), recovering it, or creates a new one when it holds no
   /// segment. Handlers default to `ex` (an executor or an execution context).
-  /// Blocks: recovery reads every segment and may zero and sync a torn tail.
+  /// Blocks: recovery reads every segment and may zero and sync a torn tail;
+  /// then the missing spare segments are created (`spare_segments`), so the
+  /// first rotation finds one ready (one that cannot be created, for lack of
+  /// space say, is tried again at that rotation).
   /// Errors: `invalid_request` for options that cannot work; `io_error` for
   /// a store that holds something that is not a journal (a gap in the
   /// segment numbers, or a first segment that is neither valid nor zero);

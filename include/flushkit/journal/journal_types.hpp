@@ -26,7 +26,8 @@ struct journal_options {
   /// Largest payload accepted; 0: the largest that fits in a segment.
   std::size_t max_record_bytes = 0;
   /// Segments kept created (zero-filled and synced) ahead of the one being
-  /// written, so a rotation does not wait for allocation (>= 1).
+  /// written, so a rotation does not wait for allocation (>= 1). `open`
+  /// creates them before it returns; the keeper thread afterwards.
   std::size_t spare_segments = 1;
   /// The LSN of the first record of a new journal (>= 1).
   lsn_t first_lsn = 1;
@@ -40,7 +41,7 @@ struct journal_recovery {
   lsn_t next_lsn = 0;                  ///< what the next append gets
   std::uint64_t records = 0;           ///< valid records found
   std::uint64_t segments = 0;          ///< segments kept
-  std::uint64_t segments_discarded = 0; ///< segments after the end of the log, deleted (spares, unacknowledged data)
+  std::uint64_t segments_discarded = 0; ///< segments after the end of the log holding data (never acknowledged), deleted
   std::uint64_t tail_bytes_zeroed = 0; ///< bytes after the last valid record that were not zero, zeroed and synced
 };
 
@@ -54,7 +55,7 @@ struct journal_stats {
   std::uint64_t buffer_waits = 0;     ///< appends that found both staging buffers in use
   std::uint64_t rotations = 0;        ///< moves to a new segment
   std::uint64_t rotation_waits = 0;   ///< rotations that found no spare segment ready (0 when sized right)
-  std::uint64_t segments_created = 0; ///< by the background keeper
+  std::uint64_t segments_created = 0; ///< spares created (by `open` and the background keeper)
   std::uint64_t segments_removed = 0; ///< released segments deleted
   std::uint64_t remove_failures = 0;  ///< deletions that failed (the file stays; nothing else changes)
   std::uint64_t segments = 0;         ///< live segments (holding records or being written)

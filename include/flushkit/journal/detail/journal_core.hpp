@@ -68,9 +68,17 @@ public:
     return {};
   }
 
-  /// Recovery, then the threads. Blocks (reads the whole log).
+  /// Recovery, the spare segments, then the threads. Blocks (reads the
+  /// whole log, creates missing spares), so that the first rotation finds
+  /// a spare ready. A spare that cannot be created now is retried by the
+  /// first rotation (its error is not an open error).
   [[nodiscard]] status start() {
     if (status st = recover()) return st;
+    while (created_upto_ < current_locked_ + opts_.spare_segments) {
+      if ((keeper_error_ = store_.create(created_upto_ + 1))) break;
+      ++created_upto_;
+      ++stats_.segments_created;
+    }
     flusher_ = std::thread([this] { run_flusher(); });
     keeper_ = std::thread([this] { run_keeper(); });
     return {};
@@ -410,11 +418,17 @@ private:
       end_offset = scan.offset();
     }
     if (kept == 0) return start_empty(indices);
+    current_ = current_locked_ = created_upto_ = indices[kept - 1];
     for (std::size_t i = kept; i < indices.size(); ++i) {
-      if (status st = store_.remove(indices[i])) return st;
+      std::uint64_t nonzero = 0;
+      if (status st = zero_range(indices[i], 0, /*write=*/false, nonzero)) return st;
+      if (nonzero == 0 && indices[i] == created_upto_ + 1) { // a spare, as the keeper made it
+        ++created_upto_;
+        continue;
+      }
+      if (status st = store_.remove(indices[i])) return st; // unacknowledged data, or after a removed one
       ++recovery_.segments_discarded;
     }
-    current_ = current_locked_ = created_upto_ = indices[kept - 1];
     offset_ = end_offset;
     next_lsn_ = expected;
     durable_lsn_ = expected - 1;
