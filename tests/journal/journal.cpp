@@ -28,6 +28,8 @@
 #include <vector>
 
 #include <signal.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -637,6 +639,43 @@ TEST_CASE("journal: no_space when no segment can be created: the records before 
   const auto ids = flushkit::test::read_ids(store);
   REQUIRE(ids.size() == 10);
   CHECK(ids.back() == std::pair<lsn_t, std::uint64_t>{10, 30});
+}
+
+TEST_CASE("journal: a full tmpfs: no_space at rotation, acknowledged records kept, writable again after release") {
+  if (::geteuid() != 0) {
+    MESSAGE("skipped: mounting a size-limited tmpfs needs root");
+    return;
+  }
+  flushkit::test::temp_dir dir("flushkit-journal-tmpfs");
+  // In a child with its own mount namespace, so the mount goes away with it.
+  const int rc = in_child([&]() -> int {
+    if (::unshare(CLONE_NEWNS) != 0) return 90;
+    ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
+    if (::mount("tmpfs", dir.path().c_str(), "tmpfs", 0, "size=40k") != 0) return 91; // 2.5 segments
+    asio::io_context io;
+    journal_options o;
+    o.segment_bytes = 16 * 1024;
+    auto j = journal::open(io, dir.path().c_str(), o);
+    if (!j) return 1;
+    static_cast<void>(flushkit::test::append_all(*j, io, payloads(1, 1, 8)));
+    const auto out = flushkit::test::append_all(*j, io, payloads(10, 12, 4000));
+    int acked = 0, no_space = 0;
+    for (const auto& r : out) acked += !r.ec ? 1 : 0, no_space += r.ec == errc::no_space ? 1 : 0;
+    if (acked != 8 || no_space != 4) return 2; // segments 0 and 1 full, segment 2 does not fit
+    if (j->error()) return 3;                  // not read-only
+    j->release(6);                             // checkpoint: segment 0 (LSNs 1..5) goes, space comes back
+    const auto retry = flushkit::test::append_all(*j, io, payloads(30, 1, 4000));
+    if (retry.at(0).ec || retry.at(0).lsn != 10) return 4;
+    j->close_and_wait();
+    const auto ids = flushkit::test::read_ids(open_dir(dir.path(), 16 * 1024));
+    if (ids.size() != 5 || ids.front().first != 6 || ids.back() != std::pair<lsn_t, std::uint64_t>{10, 30}) return 5;
+    return 0;
+  });
+  if (rc == 90 || rc == 91) {
+    MESSAGE("skipped: no mount namespace or tmpfs here (" << rc << ")");
+    return;
+  }
+  CHECK(rc == 0);
 }
 
 TEST_CASE("journal: a new journal in a directory over the file size limit fails to open with no_space") {
