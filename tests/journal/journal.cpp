@@ -743,3 +743,28 @@ TEST_CASE("journal: kill -9 of an appending process loses no acknowledged record
   CHECK(missing == 0);
   for (std::size_t i = 0; i < ids.size(); ++i) CHECK(ids[i].first == i + 1); // contiguous
 }
+
+TEST_CASE("journal: review regressions - default record limit, a deferred append outliving a move, two closers") {
+  flushkit::test::temp_dir dir("flushkit-journal");
+  asio::io_context io;
+  journal_options o;
+  o.segment_bytes = 8u << 20;
+  auto opened = journal::open(io, dir.path().c_str(), o);
+  REQUIRE(opened);
+  // The default limit follows the staging buffer, not the segment: no 8 MiB buffers behind a 1 MiB option.
+  CHECK(opened->max_record_bytes() == o.buffer_bytes - 16);
+  const auto p = make_payload(5, 32);
+  auto deferred_append = opened->async_append(asio::buffer(p)); // default token: not started yet
+  journal moved = std::move(opened).value();                     // the handle moves; the operation must not care
+  lsn_t got = 0;
+  std::move(deferred_append)([&](boost::system::error_code ec, lsn_t lsn) {
+    CHECK_FALSE(ec);
+    got = lsn;
+  });
+  io.run();
+  CHECK(got == 1);
+  std::thread other([&] { moved.close_and_wait(); });
+  moved.close_and_wait();
+  other.join();
+  CHECK(moved.stats().appends == 1);
+}

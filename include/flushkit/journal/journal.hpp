@@ -135,7 +135,8 @@ public:
   /// steady state (`recycling_allocator`).
   template <const_buffers ConstBufferSequence, boost::asio::completion_token_for<completion_signature> Token>
   auto async_append(const ConstBufferSequence& buffers, Token&& token) {
-    return boost::asio::async_initiate<Token, completion_signature>(initiate_append{this}, token, buffers);
+    return boost::asio::async_initiate<Token, completion_signature>(initiate_append{ex_, core_.get()}, token,
+                                                                     buffers);
   }
   /// `async_append(buffers, default_token())`: an operation to `co_await`
   /// (or launch with a token); discarding it appends nothing.
@@ -188,15 +189,17 @@ public:
 private:
   basic_journal(Executor ex, std::unique_ptr<core_type> core) : ex_(std::move(ex)), core_(std::move(core)) {}
 
+  // Holds the state, not the handle: a deferred append stays valid when the
+  // journal object is moved before it is launched.
   struct initiate_append {
     using executor_type = Executor;
-    basic_journal* self;
-    executor_type get_executor() const noexcept { return self->ex_; }
+    Executor ex;
+    core_type* core;
+    executor_type get_executor() const noexcept { return ex; }
 
     template <class Handler, class ConstBufferSequence>
     void operator()(Handler&& h, const ConstBufferSequence& buffers) const {
-      journal_detail::append_op<std::decay_t<Handler>, Executor, core_type>::start(std::move(h), self->ex_,
-                                                                                  *self->core_, buffers);
+      journal_detail::append_op<std::decay_t<Handler>, Executor, core_type>::start(std::move(h), ex, *core, buffers);
     }
   };
 

@@ -23,7 +23,9 @@ struct journal_options {
   /// backend flush can carry while the next batch fills the other buffer.
   /// Raised to hold at least one record of `max_record_bytes`.
   std::size_t buffer_bytes = 1u << 20;
-  /// Largest payload accepted; 0: the largest that fits in a segment.
+  /// Largest payload accepted; 0: the largest that fits in a staging
+  /// buffer (`buffer_bytes` - 16) and in a segment. A larger value raises
+  /// the staging buffers to hold one such record each.
   std::size_t max_record_bytes = 0;
   /// Segments kept created (zero-filled and synced) ahead of the one being
   /// written, so a rotation does not wait for allocation (>= 1). `open`

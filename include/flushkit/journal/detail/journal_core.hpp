@@ -47,6 +47,7 @@ template <class Store> class journal_core {
   struct live_segment {
     std::uint64_t index;
     lsn_t base;
+    bool synced; ///< its header is durable: the segments before it may be deleted
   };
 
 public:
@@ -164,6 +165,7 @@ public:
     flusher_cv_.notify_all();
     keeper_cv_.notify_all();
     spare_cv_.notify_all();
+    std::lock_guard join_lock(join_mutex_); // a second closer waits for the first
     if (flusher_.joinable()) flusher_.join();
     if (keeper_.joinable()) keeper_.join();
   }
@@ -174,7 +176,8 @@ private:
   static std::size_t max_record_for(const journal_options& o, std::uint64_t segment_bytes) noexcept {
     const std::uint64_t fit = segment_bytes - seg_hdr - rec_hdr;
     const std::uint64_t limit = std::min<std::uint64_t>(fit, 0xffffffffu);
-    return static_cast<std::size_t>(o.max_record_bytes == 0 ? limit
+    const std::uint64_t fallback = std::min<std::uint64_t>(limit, o.buffer_bytes > rec_hdr ? o.buffer_bytes - rec_hdr : 1);
+    return static_cast<std::size_t>(o.max_record_bytes == 0 ? fallback
                                                             : std::min<std::uint64_t>(o.max_record_bytes, limit));
   }
 
@@ -249,6 +252,8 @@ private:
         acked.push_back(r);
       }
       if (!acked.empty()) durable_lsn_ = acked.back().epoch;
+      for (live_segment& l : live_) l.synced = true; // every segment written was synced
+      if (releasable_locked() != 0) keeper_cv_.notify_one();
       ++stats_.flushes;
     }
     if (fail_with) {
@@ -335,7 +340,7 @@ private:
         spare_cv_.wait(lock, [&] { return created_upto_ >= next || keeper_error_ || stop_; });
         if (created_upto_ < next) return keeper_error_ ? keeper_error_ : make_error_code(errc::shutting_down);
       }
-      live_.push_back({next, base});
+      live_.push_back({next, base, false});
       current_locked_ = next;
       ++stats_.rotations;
       keeper_cv_.notify_one(); // the next spare
@@ -355,7 +360,10 @@ private:
 
   std::size_t releasable_locked() const noexcept {
     std::size_t n = 0;
-    while (n + 1 < live_.size() && live_[n + 1].base <= release_below_ && live_[n].index != current_locked_) ++n;
+    if (remove_blocked_) return 0;
+    while (n + 1 < live_.size() && live_[n + 1].base <= release_below_ && live_[n + 1].synced &&
+           live_[n].index != current_locked_)
+      ++n;
     return n;
   }
 
@@ -368,12 +376,18 @@ private:
     for (;;) {
       keeper_cv_.wait(lock, [&] { return stop_ || releasable_locked() != 0 || needs_spare_locked(); });
       if (releasable_locked() != 0) {
-        const std::uint64_t index = live_.front().index;
+        const live_segment oldest = live_.front();
         live_.erase(live_.begin());
         lock.unlock();
-        const status st = store_.remove(index);
+        const status st = store_.remove(oldest.index);
         lock.lock();
-        ++(st ? stats_.remove_failures : stats_.segments_removed);
+        if (st) { // the file may still be there: deleting a later one would leave a gap
+          live_.insert(live_.begin(), oldest);
+          remove_blocked_ = true;
+          ++stats_.remove_failures;
+        } else {
+          ++stats_.segments_removed;
+        }
       } else if (needs_spare_locked()) {
         const std::uint64_t index = created_upto_ + 1;
         lock.unlock();
@@ -408,7 +422,7 @@ private:
       if (status st = scan.open(indices[kept], h)) return st;
       if (!h || (expected != 0 && h->base_lsn != expected)) break;
       if (kept == 0) recovery_.first_lsn = h->base_lsn;
-      live_.push_back({indices[kept], h->base_lsn});
+      live_.push_back({indices[kept], h->base_lsn, true});
       scanned_record rec;
       for (bool found = true; found;) {
         if (status st = scan.next(rec, found)) return st;
@@ -419,14 +433,23 @@ private:
     }
     if (kept == 0) return start_empty(indices);
     current_ = current_locked_ = created_upto_ = indices[kept - 1];
+    // What recovery read may be in the page cache only (the appender was
+    // killed before its sync): make it durable before building on it, or a
+    // power cut could later open a hole below acknowledged records.
+    for (std::size_t i = 0; i < kept; ++i)
+      if (status st = store_.sync(indices[i])) return st;
+    std::size_t spares = 0;
     for (std::size_t i = kept; i < indices.size(); ++i) {
       std::uint64_t nonzero = 0;
       if (status st = zero_range(indices[i], 0, /*write=*/false, nonzero)) return st;
-      if (nonzero == 0 && indices[i] == created_upto_ + 1) { // a spare, as the keeper made it
-        ++created_upto_;
-        continue;
-      }
-      if (status st = store_.remove(indices[i])) return st; // unacknowledged data, or after a removed one
+      if (nonzero != 0 || spares != i - kept) break;
+      ++spares; // all zero, right after the log: a spare as the keeper made it
+    }
+    created_upto_ += spares;
+    // Delete the rest from the highest index down, so that a power cut
+    // between two deletions never leaves a gap in the numbers.
+    for (std::size_t i = indices.size(); i > kept + spares; --i) {
+      if (status st = store_.remove(indices[i - 1])) return st;
       ++recovery_.segments_discarded;
     }
     offset_ = end_offset;
@@ -451,7 +474,7 @@ private:
     if (status st = store_.create(first)) return st;
     if (status st = write_segment_header(first, opts_.first_lsn)) return st;
     if (status st = store_.sync(first)) return st;
-    live_.push_back({first, opts_.first_lsn});
+    live_.push_back({first, opts_.first_lsn, true});
     current_ = current_locked_ = created_upto_ = first;
     offset_ = seg_hdr;
     next_lsn_ = opts_.first_lsn;
@@ -507,7 +530,7 @@ private:
   std::size_t fill_ = 0;
   request_list staged_, waiting_;
   lsn_t next_lsn_ = 1, durable_lsn_ = 0, release_below_ = 0;
-  bool flushing_ = false, closing_ = false, stop_ = false;
+  bool flushing_ = false, closing_ = false, stop_ = false, remove_blocked_ = false;
   status error_, keeper_error_;
   std::vector<live_segment> live_;
   std::uint64_t created_upto_ = 0, current_locked_ = 0;
@@ -515,6 +538,7 @@ private:
   // The flusher's own (and recovery's, before the threads start):
   std::uint64_t current_ = 0, offset_ = 0;
 
+  std::mutex join_mutex_;
   std::thread flusher_, keeper_;
 };
 
