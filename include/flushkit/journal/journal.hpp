@@ -167,8 +167,11 @@ public:
 
   /// Checkpoint: records with an LSN below `lsn` are no longer needed. Every
   /// segment holding only such records (never the one being written) is
-  /// deleted by the background keeper, with a directory sync each; returns
-  /// how many were scheduled. Does not block.
+  /// deleted by the background keeper, oldest first, with a directory sync
+  /// each, once the segment after it is durable; returns how many were
+  /// scheduled. A failed deletion keeps that segment and stops the later
+  /// ones until the next `release` call (so no gap is ever left in the
+  /// numbering). Does not block.
   std::size_t release(lsn_t lsn) { return core_->release(lsn); }
 
   /// A reader over the records from `from` (0: the oldest kept) up to the

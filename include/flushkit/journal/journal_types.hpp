@@ -44,7 +44,7 @@ struct journal_recovery {
   std::uint64_t records = 0;           ///< valid records found
   std::uint64_t segments = 0;          ///< segments kept
   std::uint64_t segments_discarded = 0; ///< segments after the end of the log holding data (never acknowledged), deleted
-  std::uint64_t tail_bytes_zeroed = 0; ///< bytes after the last valid record that were not zero, zeroed and synced
+  std::uint64_t tail_bytes_zeroed = 0; ///< bytes of the 64 KiB chunks after the last valid record that were not all zero, zeroed and synced
 };
 
 /// Counters of a `basic_journal` (a consistent snapshot, see `stats()`).
@@ -59,7 +59,7 @@ struct journal_stats {
   std::uint64_t rotation_waits = 0;   ///< rotations that found no spare segment ready (0 when sized right)
   std::uint64_t segments_created = 0; ///< spares created (by `open` and the background keeper)
   std::uint64_t segments_removed = 0; ///< released segments deleted
-  std::uint64_t remove_failures = 0;  ///< deletions that failed (the file stays; nothing else changes)
+  std::uint64_t remove_failures = 0;  ///< deletions that failed (the segment stays, and later ones wait for the next `release`)
   std::uint64_t segments = 0;         ///< live segments (holding records or being written)
   lsn_t durable_lsn = 0;              ///< every record up to here is durable
   lsn_t next_lsn = 0;                 ///< the LSN the next staged record gets

@@ -148,6 +148,7 @@ public:
   std::size_t release(lsn_t lsn) {
     std::lock_guard lock(mutex_);
     release_below_ = std::max(release_below_, lsn);
+    remove_blocked_ = false; // after a failed deletion, a new checkpoint tries again
     const std::size_t n = releasable_locked();
     if (n != 0) keeper_cv_.notify_one();
     return n;
