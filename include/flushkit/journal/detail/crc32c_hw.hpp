@@ -7,9 +7,8 @@
 #include <span>
 
 #if defined(__x86_64__)
-#include <cpuid.h>
-#include <nmmintrin.h>
-#endif
+#include <cpuid.h> // not <nmmintrin.h>: it pulls in mm_malloc.h, whose posix_memalign
+#endif                // declaration clashes with a program that replaces the allocator
 
 namespace flushkit::journal_detail {
 
@@ -22,7 +21,8 @@ inline bool cpu_has_sse42() noexcept {
 }
 
 /// Returns: the CRC-32C register `reg` (reflected domain, no initial or final inversion)
-/// advanced over `bytes`: `_mm_crc32_u64` on 8-byte chunks, `_mm_crc32_u8` on the rest.
+/// advanced over `bytes`: the `crc32` instruction on 8-byte chunks, then on single bytes
+/// (the compiler builtins behind `_mm_crc32_u64` / `_mm_crc32_u8`, g++ and clang alike).
 /// Unaligned input is fine (chunks are loaded with memcpy). Compiled for SSE4.2 by the
 /// target attribute, so no -msse4.2 is needed. Precondition: `cpu_has_sse42()`.
 __attribute__((target("sse4.2"))) inline std::uint32_t crc32c_sse42(std::span<const std::byte> bytes,
@@ -33,10 +33,10 @@ __attribute__((target("sse4.2"))) inline std::uint32_t crc32c_sse42(std::span<co
   for (; n >= 8; p += 8, n -= 8) {
     std::uint64_t chunk = 0;
     std::memcpy(&chunk, p, sizeof chunk);
-    r = _mm_crc32_u64(r, chunk);
+    r = __builtin_ia32_crc32di(r, chunk);
   }
   auto r32 = static_cast<std::uint32_t>(r);
-  for (; n > 0; ++p, --n) r32 = _mm_crc32_u8(r32, std::to_integer<std::uint8_t>(*p));
+  for (; n > 0; ++p, --n) r32 = __builtin_ia32_crc32qi(r32, std::to_integer<unsigned char>(*p));
   return r32;
 }
 
