@@ -138,10 +138,6 @@ public:
   const journal_recovery& recovery() const noexcept { return recovery_; }
   std::size_t max_record_bytes() const noexcept { return max_record_; }
   store_type& store() noexcept { return store_; }
-  lsn_t first_lsn() const {
-    std::lock_guard lock(mutex_);
-    return live_.empty() ? 0 : live_.front().base;
-  }
 
   /// Schedules the deletion of every segment whose records all have an LSN
   /// below `lsn` (never the segment being written). Returns how many.
